@@ -1,0 +1,234 @@
+"""The backend: the one place that decides which array library holds tensor data.
+
+A tensor lives on a *device*:
+
+    "cpu"   its data is a numpy.ndarray
+    "cuda"  its data is a cupy.ndarray (on an NVIDIA GPU)
+
+numpy and cupy share one interface (``xp.exp``, ``xp.sum``, ``xp.matmul`` ...),
+so an op asks ``get_array_module(array)`` for the right module ``xp`` and writes
+its math once. This is the idea DeZero calls ``get_array_module``.
+
+cupy is imported only when "cuda" is first asked for, so a machine without it
+never pays for it. Tests swap in a stand-in for cupy (``register_cuda_module``)
+that enforces cupy's rules on the CPU, which is how CI exercises the cuda path.
+"""
+import os
+
+import numpy
+
+DEVICES = ("cpu", "cuda")
+
+_cuda_module = None          # cupy, or the test double; loaded on first use
+_cuda_error = None           # why cuda is unavailable, once we know
+_default_device = None       # None: read MINIGRAD_DEVICE on first use
+
+_INSTALL_HINT = ('install cupy for your CUDA version with `pip install -e ".[gpu]"` '
+                 "(or `pip install cupy-cuda12x`) on a machine with an NVIDIA GPU")
+
+
+# --------------------------------------------------------------------------- devices
+def _load_cuda():
+    """Import cupy and check that a GPU is there; raise a clear error otherwise."""
+    global _cuda_module, _cuda_error
+    if _cuda_module is not None:
+        return _cuda_module
+    if _cuda_error is not None:
+        raise RuntimeError(_cuda_error)
+    try:
+        import cupy
+    except ImportError as exc:
+        _cuda_error = f'device "cuda" needs cupy, which is not installed ({exc}); {_INSTALL_HINT}'
+        raise RuntimeError(_cuda_error) from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # cupy raises its own CUDARuntimeError without a driver
+        count, reason = 0, str(exc)
+    else:
+        reason = "no GPU was found"
+    if count < 1:
+        _cuda_error = f'device "cuda" needs an NVIDIA GPU, but {reason}; {_INSTALL_HINT}'
+        raise RuntimeError(_cuda_error)
+    _cuda_module = cupy
+    return cupy
+
+
+def register_cuda_module(module):
+    """Use `module` as the array library for "cuda" (tests pass a cupy stand-in).
+
+    `module` must offer cupy's interface: `ndarray`, `asarray`, `asnumpy` and the
+    numpy functions minigrad uses. Passing None forgets it (cupy is tried again).
+    """
+    global _cuda_module, _cuda_error
+    _cuda_module, _cuda_error = module, None
+
+
+def cuda_available():
+    """True when cupy imports and sees at least one GPU."""
+    try:
+        _load_cuda()
+    except RuntimeError:
+        return False
+    return True
+
+
+def check_device(device):
+    """Normalise a device name ("cuda:0" -> "cuda") and reject unknown ones."""
+    if device is None:
+        return get_default_device()
+    device = str(device).lower()
+    if device.startswith("cuda"):
+        device = "cuda"
+    if device not in DEVICES:
+        raise ValueError(f'unknown device {device!r}: expected "cpu" or "cuda"')
+    return device
+
+
+def set_default_device(device):
+    """Make `device` the place where new tensors are created (also env MINIGRAD_DEVICE)."""
+    global _default_device
+    device = check_device(device)
+    if device == "cuda":
+        _load_cuda()
+    _default_device = device
+
+
+def get_default_device():
+    global _default_device
+    if _default_device is None:
+        _default_device = "cpu"  # set first, so a bad value below is not re-read forever
+        set_default_device(os.environ.get("MINIGRAD_DEVICE", "cpu") or "cpu")
+    return _default_device
+
+
+# --------------------------------------------------------------------------- arrays
+def xp_for(device):
+    """The array module (numpy or cupy) for a device name."""
+    return numpy if check_device(device) == "cpu" else _load_cuda()
+
+
+def device_of(array):
+    """"cpu" for numpy arrays (and numbers), "cuda" for arrays of the cuda module."""
+    if isinstance(array, numpy.ndarray) or _cuda_module is None:
+        return "cpu"
+    return "cuda" if isinstance(array, _cuda_module.ndarray) else "cpu"
+
+
+def get_array_module(array):
+    """numpy or cupy, whichever holds `array` (the DeZero `get_array_module`)."""
+    if _cuda_module is not None and isinstance(array, _cuda_module.ndarray):
+        return _cuda_module
+    return numpy
+
+
+def to_device(array, device):
+    """`array` (numpy, cupy, list or number) as an array on `device`; copies only when moving."""
+    device = check_device(device)
+    if device == "cpu":
+        return to_numpy(array)
+    cuda = _load_cuda()
+    if isinstance(array, cuda.ndarray):
+        return array
+    return cuda.asarray(numpy.asarray(array))
+
+
+def to_numpy(array):
+    """A numpy array on the host, copying from the GPU when needed."""
+    if _cuda_module is not None and isinstance(array, _cuda_module.ndarray):
+        return _cuda_module.asnumpy(array)
+    return numpy.asarray(array)
+
+
+def is_array(value):
+    return isinstance(value, numpy.ndarray) or (
+        _cuda_module is not None and isinstance(value, _cuda_module.ndarray))
+
+
+def default_float():
+    return numpy.float32
+
+
+def as_dtype(dtype):
+    """numpy's dtype object for a name or type ("float32", numpy.float64, ...)."""
+    return None if dtype is None else numpy.dtype(dtype)
+
+
+def scatter_add(target, index, values):
+    """target[index] += values, adding repeated indices up (numpy's add.at, cupyx.scatter_add)."""
+    xp = get_array_module(target)
+    if xp is numpy:
+        numpy.add.at(target, index, values)
+    elif hasattr(xp, "_scatter_add"):          # the test double
+        xp._scatter_add(target, index, values)
+    else:                                      # real cupy
+        import cupyx
+        cupyx.scatter_add(target, index, values)
+    return target
+
+
+# --------------------------------------------------------------------------- randomness
+_seed_sequence = numpy.random.SeedSequence(0)
+_host_rng = numpy.random.default_rng(_seed_sequence)
+
+
+def manual_seed(seed):
+    """Seed every random draw minigrad makes (initialisation, dropout, randn)."""
+    global _host_rng
+    _host_rng = numpy.random.default_rng(seed)
+
+
+def rng():
+    """The host random generator. Draws are made on the host and then moved to the
+    device, so a seed gives the same numbers on "cpu" and "cuda"."""
+    return _host_rng
+
+
+# --------------------------------------------------------------------------- special functions
+_SQRT_PI = 1.7724538509055159
+
+
+def erf(array):
+    """The error function erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt, elementwise.
+
+    Uses scipy / cupyx when installed; otherwise a series that is exact to float64
+    rounding: for |x| <= 3, erf(x) = 2/sqrt(pi) exp(-x^2) sum_n 2^n x^(2n+1) / (1*3*...*(2n+1))
+    (all terms positive, so no cancellation); for |x| > 3 the asymptotic series of
+    erfc(x) = exp(-x^2)/(x sqrt(pi)) (1 - 1/(2x^2) + 3/(2x^2)^2 - ...).
+    """
+    xp = get_array_module(array)
+    special = _special_module(xp)
+    if special is not None:
+        return special.erf(array)
+    return _erf_series(array, xp)
+
+
+def _special_module(xp):
+    try:
+        if xp is numpy:
+            import scipy.special as special
+        elif xp.__name__ == "cupy":
+            import cupyx.scipy.special as special
+        else:
+            return None
+    except ImportError:
+        return None
+    return special
+
+
+def _erf_series(x, xp):
+    a = xp.abs(x)
+    small = xp.minimum(a, 3.0)
+    term = small.copy()
+    total = small.copy()
+    for n in range(1, 80):                       # x=3: ratio 18/(2n+1) < 1e-16 by n=80
+        term = term * (2.0 * small * small) / (2 * n + 1)
+        total = total + term
+    series = 2.0 / _SQRT_PI * xp.exp(-small * small) * total
+    big = xp.maximum(a, 3.0)
+    inv = 1.0 / (2.0 * big * big)
+    tail, term = xp.ones_like(big), xp.ones_like(big)
+    for k in range(1, 9):                        # smallest term near k = x^2 >= 9
+        term = -term * (2 * k - 1) * inv
+        tail = tail + term
+    asymptotic = 1.0 - xp.exp(-big * big) / (big * _SQRT_PI) * tail
+    return xp.sign(x) * xp.where(a <= 3.0, series, asymptotic)

@@ -1,0 +1,171 @@
+"""Functions built on the ops: activations, normalisation, losses, attention.
+
+    import minigrad.functional as F
+
+Every function here takes and returns Tensors and is differentiable because it
+is made of differentiable pieces; softmax, log_softmax, layer_norm and gelu use
+the fused ops from fused.py (the composed versions are kept here too, and the
+tests check that the two agree).
+"""
+import math
+
+from . import backend, fused, ops
+from .tensor import Tensor, as_tensor
+
+relu = ops.relu
+sigmoid = ops.sigmoid
+tanh = ops.tanh
+
+
+def gelu(x, approximate="none"):
+    """GELU(x) = x * Phi(x); approximate="tanh" uses the tanh formula (GPT-2's)."""
+    return fused.GELU(approximate)(x)
+
+
+def softmax(x, axis=-1):
+    """softmax(x)_i = exp(x_i) / sum_j exp(x_j) along `axis`, computed stably."""
+    return fused.Softmax(axis)(x)
+
+
+def log_softmax(x, axis=-1):
+    """log softmax(x) = x - logsumexp(x) along `axis`, computed stably."""
+    return fused.LogSoftmax(axis)(x)
+
+
+def softmax_composed(x, axis=-1):
+    """softmax from primitives (the reference the fused op is tested against)."""
+    e = (x - x.max(axis=axis, keepdims=True).detach()).exp()
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def log_softmax_composed(x, axis=-1):
+    shifted = x - x.max(axis=axis, keepdims=True).detach()
+    return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+
+
+def gelu_composed(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + ops.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+    return 0.5 * x * (1.0 + ops.erf(x * (1 / math.sqrt(2.0))))
+
+
+def layer_norm(x, weight=None, bias=None, eps=1e-5):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis;
+    var is biased (divides by d). x (..., d), weight and bias (d,) or None."""
+    d = x.shape[-1]
+    xp = backend.get_array_module(x.data)
+    for name, param in (("weight", weight), ("bias", bias)):
+        if param is not None and param.shape != (d,):
+            raise ValueError(f"layer_norm: {name} has shape {param.shape}, expected ({d},) "
+                             f"for input of shape {x.shape}")
+    weight = weight if weight is not None else Tensor(xp.ones(d, dtype=x.dtype))
+    bias = bias if bias is not None else Tensor(xp.zeros(d, dtype=x.dtype))
+    return fused.LayerNorm(eps)(x, weight, bias)
+
+
+layer_norm_composed = fused.layer_norm_composed
+
+
+def dropout(x, p=0.5, training=True):
+    """Inverted dropout: in training each element is zeroed with probability p and
+    the rest scaled by 1/(1-p), so the expected value is unchanged and evaluation
+    needs no rescaling. Identity when not training or p == 0."""
+    if not 0.0 <= p < 1.0:
+        if p == 1.0 and training:
+            return x * 0.0
+        if p != 1.0:
+            raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    keep = backend.rng().random(x.shape) >= p
+    scale = (keep / (1.0 - p)).astype(x.dtype)
+    return x * Tensor(backend.to_device(scale, x.device))
+
+
+def _reduce(values, reduction, name, count=None):
+    if reduction == "none":
+        return values
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "mean":
+        return values.sum() / (count if count is not None else max(values.size, 1))
+    raise ValueError(f'{name}: reduction must be "mean", "sum" or "none", got {reduction!r}')
+
+
+def mse_loss(pred, target, reduction="mean"):
+    """Mean squared error: mean((pred - target)^2) (or its sum, or per element)."""
+    target = as_tensor(target, pred)
+    if pred.shape != target.shape:
+        raise ValueError(f"mse_loss: pred shape {pred.shape} and target shape {target.shape} differ")
+    diff = pred - target
+    return _reduce(diff * diff, reduction, "mse_loss")
+
+
+def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduction="mean"):
+    """Cross-entropy between softmax(logits) and the target classes.
+
+    logits (..., C) with the class axis LAST (PyTorch puts it second);
+    target: integer ids of shape (...), or probabilities of shape (..., C).
+    With smoothing e the target distribution is q = (1 - e) onehot(target) + e / C, and
+        loss = -sum_c q_c log softmax(logits)_c
+    Positions whose target is ignore_index contribute nothing, and "mean" divides
+    by the number of the other positions (as PyTorch does).
+    """
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    xp = backend.get_array_module(logits.data)
+    n_classes = logits.shape[-1]
+    log_probs = log_softmax(logits, axis=-1)
+    target_data = target.data if isinstance(target, Tensor) else backend.to_device(target, logits.device)
+    if target_data.dtype.kind == "f" and target_data.shape == logits.shape:
+        probs = Tensor(target_data.astype(logits.dtype))
+        per_position = -(log_probs * probs).sum(axis=-1)
+        if label_smoothing:
+            per_position = ((1 - label_smoothing) * per_position
+                            - label_smoothing / n_classes * log_probs.sum(axis=-1))
+        return _reduce(per_position, reduction, "cross_entropy")
+    if target_data.shape != logits.shape[:-1]:
+        raise ValueError(f"cross_entropy: target shape {tuple(target_data.shape)} does not match logits "
+                         f"shape {logits.shape} without its class axis {logits.shape[:-1]}")
+    valid = xp.ones(target_data.shape, dtype=bool) if ignore_index is None else target_data != ignore_index
+    ids = xp.where(valid, target_data, 0)
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n_classes):
+        raise ValueError(f"cross_entropy: target ids must lie in [0, {n_classes}), "
+                         f"got values from {int(ids.min())} to {int(ids.max())}")
+    onehot = (ids[..., None] == xp.arange(n_classes)).astype(logits.dtype)
+    q = onehot * (1.0 - label_smoothing) + label_smoothing / n_classes
+    per_position = -(log_probs * Tensor(q)).sum(axis=-1) * Tensor(valid.astype(logits.dtype))
+    return _reduce(per_position, reduction, "cross_entropy", count=max(int(valid.sum()), 1))
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, return_weights=False, training=True):
+    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V.
+
+    q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v) -> (..., Tq, d_v)
+    mask: boolean or 0/1, broadcastable to (..., Tq, Tk); True/1 = may attend.
+    A query that may attend to nothing gets all-zero weights (so a zero output and
+    finite gradients), where a plain -inf fill would give NaN.
+    """
+    d_k = q.shape[-1]
+    if k.shape[-1] != d_k or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape}, v {v.shape}: "
+                         f"need q and k to share d_k and k and v to share Tk")
+    # step 1: similarity of every query with every key, (..., Tq, Tk)
+    scores = q @ k.swapaxes(-1, -2)
+    # step 2: scale so the dot products' variance does not grow with d_k
+    scores = scores / math.sqrt(d_k)
+    allowed = None
+    if mask is not None:
+        xp = backend.get_array_module(scores.data)
+        mask_data = mask.data if isinstance(mask, Tensor) else backend.to_device(mask, scores.device)
+        allowed = mask_data.astype(bool, copy=False)
+        # a large finite negative, not -inf: exp gives exactly 0 without inf - inf = NaN
+        scores = scores.masked_fill(~allowed, float(xp.finfo(scores.dtype).min) / 2)
+    # step 3: normalise each query's scores into weights that sum to 1
+    weights = softmax(scores, axis=-1)
+    if allowed is not None:
+        weights = weights * Tensor(allowed.any(axis=-1, keepdims=True).astype(weights.dtype))
+    weights = dropout(weights, dropout_p, training) if dropout_p else weights
+    # step 4: each output is the weighted average of the values
+    output = weights @ v
+    return (output, weights) if return_weights else output

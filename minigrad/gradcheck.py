@@ -1,0 +1,71 @@
+"""Check analytic gradients against central differences.
+
+For a scalar L(x), the central difference
+
+    dL/dx_j  ~  (L(x + eps e_j) - L(x - eps e_j)) / (2 eps)
+
+has error O(eps^2), so in float64 with eps = 1e-6 it agrees with a correct
+analytic gradient to about 1e-8 relative.
+
+A function with a tensor output y is reduced to the scalar L = sum(y * r) for a
+fixed random r, so the check compares J^T r (what backward computes) with its
+numerical estimate; a wrong derivative almost surely changes J^T r.
+"""
+import numpy
+
+from . import backend
+from .tensor import Tensor, no_grad
+
+
+class GradcheckError(AssertionError):
+    """Raised by gradcheck with the worst element, its index and both values."""
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0):
+    """True if every input's analytic gradient of fn matches central differences.
+
+    fn: takes the tensors in `inputs` and returns one Tensor.
+    inputs: a Tensor or list of Tensors; those with requires_grad are checked
+            (each is copied to float64 first).
+    Raises GradcheckError naming the input, the worst element's index, the analytic
+    and the numerical value, when |analytic - numeric| > atol + rtol * |numeric|.
+    """
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    xs = [Tensor(x.data.astype("float64"), requires_grad=True) if isinstance(x, Tensor) and x.requires_grad
+          else x for x in inputs]
+    checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: no input requires grad")
+
+    output = fn(*xs)
+    host_rng = numpy.random.default_rng(seed)
+    weights = host_rng.standard_normal(output.shape)
+    weights = Tensor(backend.to_device(weights, output.device))
+
+    def scalar():
+        with no_grad():
+            return float((fn(*xs).data.astype("float64") * weights.data).sum())
+
+    (output * weights).sum().backward()
+    for i in checked:
+        x = xs[i]
+        analytic = backend.to_numpy(x.grad.data) if x.grad is not None else numpy.zeros(x.shape)
+        numeric = numpy.zeros(x.shape)
+        for index in numpy.ndindex(*x.shape):
+            original = x.data[index].item()
+            x.data[index] = original + eps
+            plus = scalar()
+            x.data[index] = original - eps
+            minus = scalar()
+            x.data[index] = original
+            numeric[index] = (plus - minus) / (2 * eps)
+        error = numpy.abs(analytic - numeric) - (atol + rtol * numpy.abs(numeric))
+        if error.size and (error.max() > 0 or not numpy.isfinite(analytic).all()):
+            worst = numpy.unravel_index(numpy.nanargmax(numpy.where(numpy.isfinite(error), error, numpy.inf)),
+                                        error.shape)
+            raise GradcheckError(
+                f"gradcheck: input {i} (shape {x.shape}) at index {tuple(int(k) for k in worst)}: "
+                f"analytic {analytic[worst]:.10g} vs numerical {numeric[worst]:.10g} "
+                f"(atol={atol}, rtol={rtol})")
+    return True

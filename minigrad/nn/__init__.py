@@ -1,0 +1,5 @@
+"""Neural-network modules: layers, attention, the Transformer.
+
+    import minigrad.nn as nn
+"""
+from .module import Module, Parameter, Sequential, ModuleList

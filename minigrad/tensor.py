@@ -1,0 +1,568 @@
+"""Tensor and reverse-mode automatic differentiation.
+
+This file holds the whole idea of autograd:
+
+1. A ``Tensor`` wraps an array (``.data``) and, if it was produced by an
+   operation while gradients were wanted, a link to that operation
+   (``._creator``, a ``Function``).
+2. A ``Function`` computes its output from its inputs' arrays in ``forward``
+   and remembers its inputs. Its ``backward`` turns the gradient of the output,
+   dL/dy, into gradients of the inputs, dL/dx_i = dL/dy * dy/dx_i (the chain rule).
+3. The tensors and functions form a directed acyclic graph (DAG). ``backward``
+   walks it from the output towards the leaves in reverse topological order,
+   so that a node's gradient is complete (summed over all its uses) before it
+   is passed further back. The walk uses a heap keyed by each function's
+   *generation* (its depth from the leaves), not recursion, so a chain of
+   10,000 operations works.
+4. ``Function.backward`` is written with Tensor operations. Normally it runs
+   under ``no_grad`` and builds nothing; with ``create_graph=True`` it records
+   a graph of the backward pass, so gradients can be differentiated again.
+
+The operations themselves (add, matmul, exp, ...) live in ``minigrad/ops.py``.
+"""
+import contextlib
+import functools
+import heapq
+import itertools
+import weakref
+
+from . import backend
+
+
+# --------------------------------------------------------------------------- grad mode
+class _GradMode:
+    enabled = True
+
+
+def is_grad_enabled():
+    return _GradMode.enabled
+
+
+class _SetGradEnabled(contextlib.ContextDecorator):
+    def __init__(self, mode):
+        self.mode = mode
+
+    def __enter__(self):
+        self.previous = _GradMode.enabled
+        _GradMode.enabled = self.mode
+
+    def __exit__(self, *exc):
+        _GradMode.enabled = self.previous
+        return False
+
+
+def no_grad():
+    """Context manager and decorator: operations inside record no graph."""
+    return _SetGradEnabled(False)
+
+
+def enable_grad():
+    return _SetGradEnabled(True)
+
+
+# --------------------------------------------------------------------------- Tensor
+class Tensor:
+    """An n-dimensional array that remembers how it was computed.
+
+    Tensor(data, requires_grad=False, dtype=None, device=None)
+
+    data: a number, nested list, numpy/cupy array or Tensor. Python floats become
+    float32 (as in PyTorch); numpy arrays keep their dtype.
+    """
+
+    __array_priority__ = 1000   # numpy_array * tensor -> Tensor.__rmul__, not numpy's loop
+
+    def __init__(self, data, requires_grad=False, dtype=None, device=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        device = backend.check_device(device) if device is not None else (
+            backend.device_of(data) if backend.is_array(data) else backend.get_default_device())
+        xp = backend.xp_for(device)
+        if backend.is_array(data) and backend.device_of(data) == device:
+            array = data if dtype is None else data.astype(dtype, copy=False)
+        else:
+            if backend.is_array(data):
+                array = backend.to_device(data, device)
+            else:
+                host = backend.numpy.asarray(data)
+                if dtype is None and host.dtype == backend.numpy.float64 and not _is_numpy(data):
+                    host = host.astype(backend.default_float())    # Python floats -> float32
+                array = xp.asarray(host) if device == "cuda" else host
+            if dtype is not None:
+                array = array.astype(dtype, copy=False)
+        self.data = array
+        self.grad = None
+        self._creator = None
+        self.generation = 0
+        self.name = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    def requires_grad_(self, flag=True):
+        if flag and self.data.dtype.kind not in "fc":
+            raise TypeError(f"only floating-point tensors can require gradients, got {self.data.dtype}")
+        self.requires_grad = bool(flag)
+        return self
+
+    # ---- facts about the array
+    shape = property(lambda self: tuple(self.data.shape))
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    size = property(lambda self: int(self.data.size))
+    device = property(lambda self: backend.device_of(self.data))
+    is_leaf = property(lambda self: self._creator is None)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        body = str(self.numpy()).replace("\n", "\n       ")
+        extra = ""
+        if self.device != "cpu":
+            extra += f", device='{self.device}'"
+        if self._creator is not None:
+            extra += f", grad_fn={type(self._creator).__name__}"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}, dtype={self.dtype}{extra})"
+
+    def numpy(self):
+        """The data as a numpy array on the host (a copy when it lives on the GPU)."""
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        if self.size != 1:
+            raise ValueError(f"item(): only one-element tensors can become a number, shape is {self.shape}")
+        return self.data.reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self):
+        """The same data, cut from the graph (shares memory, as in PyTorch)."""
+        return Tensor(self.data)
+
+    def to(self, device):
+        """A copy of this tensor on `device` ("cpu" or "cuda"); self when already there.
+        Gradients flow back through the move."""
+        device = backend.check_device(device)
+        if device == self.device:
+            return self
+        from .ops import ToDevice
+        return ToDevice(device)(self)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def astype(self, dtype):
+        from .ops import Cast
+        return Cast(backend.as_dtype(dtype))(self)
+
+    float = lambda self: self.astype("float32")
+    double = lambda self: self.astype("float64")
+    half = lambda self: self.astype("float16")
+
+    def zero_grad(self):
+        self.grad = None
+
+    # ---- autograd
+    def backward(self, grad=None, create_graph=False, retain_graph=None):
+        """Compute d(self)/d(leaf) for every leaf that requires grad and add it to leaf.grad.
+
+        grad: dL/d(self), needed unless self has one element (then it is 1).
+        create_graph: record the backward pass so gradients can be differentiated.
+        retain_graph: keep the graph's saved tensors for another backward
+                      (defaults to create_graph, as in PyTorch).
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward(): this tensor does not require grad and has no graph "
+                               "(did you forget requires_grad=True, or compute it under no_grad?)")
+        grad = _initial_grad(self, grad)
+        grads = run_backward([self], [grad], create_graph=create_graph,
+                             retain_graph=create_graph if retain_graph is None else retain_graph)
+        given = set()
+        for tensor, g in grads.leaves():
+            if tensor.grad is not None:
+                tensor.grad = tensor.grad + g
+            else:
+                # backward may hand one array to several leaves (x + y); each .grad
+                # gets its own, so an in-place update of one never changes another
+                tensor.grad = g if id(g.data) not in given else Tensor(g.data.copy())
+            given.add(id(tensor.grad.data))
+
+
+def _is_numpy(value):
+    return isinstance(value, backend.numpy.ndarray) or isinstance(value, backend.numpy.generic)
+
+
+def _initial_grad(output, grad):
+    if grad is None:
+        if output.size != 1:
+            raise RuntimeError(f"backward(): grad can be omitted only for a single-element tensor, "
+                               f"this one has shape {output.shape}")
+        return Tensor(backend.xp_for(output.device).ones(output.shape, dtype=output.dtype))
+    grad = grad if isinstance(grad, Tensor) else Tensor(grad, dtype=output.dtype, device=output.device)
+    if grad.shape != output.shape:
+        raise ValueError(f"backward(): grad of shape {grad.shape} does not match output shape {output.shape}")
+    return grad
+
+
+def as_tensor(value, like=None):
+    """`value` as a Tensor; numbers and arrays become constants on `like`'s device,
+    numbers taking `like`'s dtype so that 2 * float32 stays float32."""
+    if isinstance(value, Tensor):
+        return value
+    if like is None:
+        return Tensor(value)
+    if isinstance(value, (bool, int, float)) and like.dtype.kind in "fc":
+        return Tensor(backend.xp_for(like.device).asarray(value, dtype=like.dtype))
+    return Tensor(value, device=like.device)
+
+
+# --------------------------------------------------------------------------- Function
+class Function:
+    """One operation in the graph: forward on arrays, backward on Tensors.
+
+    Subclasses define
+        forward(self, *arrays) -> array              y = f(x_1, ..., x_n)
+        backward(self, grad_output) -> grad or tuple   dL/dx_i = dL/dy * dy/dx_i
+    Inside backward, `self.inputs` are the input Tensors and `self.output` the
+    output Tensor, so the gradient is built from differentiable operations.
+    Return None for an input that needs no gradient.
+    """
+    inputs = ()
+    generation = 0
+
+    def __call__(self, *inputs):
+        tensors = [x for x in inputs if isinstance(x, Tensor)]
+        like = tensors[0] if tensors else None
+        inputs = [as_tensor(x, like) for x in inputs]
+        _check_same_device(type(self).__name__, inputs)
+        output = Tensor(self.forward(*[x.data for x in inputs]))
+        if _GradMode.enabled and any(x.requires_grad for x in inputs):
+            if output.dtype.kind in "fc":
+                output.requires_grad = True
+                output._creator = self
+                self.generation = max(x.generation for x in inputs)
+                output.generation = self.generation + 1
+                self.inputs = inputs
+                self._output = weakref.ref(output)
+        return output
+
+    @property
+    def output(self):
+        return self._output()
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def backward(self, grad_output):
+        raise NotImplementedError
+
+    def release(self):
+        """Forget the inputs (and the arrays they hold) once the graph is not needed."""
+        self.inputs = None
+
+
+def _check_same_device(name, inputs):
+    devices = {x.device for x in inputs}
+    if len(devices) > 1:
+        detail = ", ".join(f"{tuple(x.shape)} on {x.device}" for x in inputs)
+        raise RuntimeError(f"{name}: tensors are on different devices (cpu and cuda): {detail}; "
+                           f"move them with .to(device) first")
+
+
+# --------------------------------------------------------------------------- backward pass
+class _Gradients:
+    """Gradients found by one backward pass, keyed by tensor identity."""
+
+    def __init__(self):
+        self.by_id = {}
+        self.tensors = {}
+
+    def add(self, tensor, grad):
+        key = id(tensor)
+        if key in self.by_id:
+            self.by_id[key] = self.by_id[key] + grad
+        else:
+            self.by_id[key] = grad
+            self.tensors[key] = tensor
+
+    def get(self, tensor):
+        return self.by_id.get(id(tensor))
+
+    def leaves(self):
+        for key, tensor in self.tensors.items():
+            if tensor.is_leaf and tensor.requires_grad:
+                yield tensor, self.by_id[key]
+
+
+def run_backward(outputs, grad_outputs, create_graph=False, retain_graph=False):
+    """Propagate grad_outputs back through the graph; return every gradient found.
+
+    Functions are taken from a max-heap on generation: a function runs only after
+    every function that uses its output (all of which have a larger generation)
+    has run, so its output gradient is complete.
+    """
+    grads = _Gradients()
+    heap, seen, done = [], set(), []
+    counter = itertools.count()   # tie-breaker so the heap never compares Functions
+
+    def push(function):
+        if function is not None and id(function) not in seen:
+            if function.inputs is None:
+                raise RuntimeError(
+                    f"backward: the graph through {type(function).__name__} was already freed by an "
+                    f"earlier backward; pass retain_graph=True to the first backward to go twice")
+            seen.add(id(function))
+            heapq.heappush(heap, (-function.generation, next(counter), function))
+
+    for output, grad in zip(outputs, grad_outputs):
+        grads.add(output, grad)
+        push(output._creator)
+
+    with _SetGradEnabled(create_graph):
+        while heap:
+            function = heapq.heappop(heap)[2]
+            grad_output = grads.get(function.output)
+            input_grads = function.backward(grad_output)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            for tensor, grad in zip(function.inputs, input_grads):
+                if grad is None or not tensor.requires_grad:
+                    continue
+                grads.add(tensor, grad)
+                push(tensor._creator)
+            done.append(function)
+    if not retain_graph:
+        for function in done:
+            function.release()
+    return grads
+
+
+def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None):
+    """Gradients of `outputs` with respect to `inputs`, returned as a list (like
+    torch.autograd.grad). Does not touch .grad. An input that does not influence the
+    outputs gets a zero gradient (PyTorch raises unless allow_unused=True)."""
+    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = [grad_outputs]
+    for output in outputs:
+        if not output.requires_grad:
+            raise RuntimeError("grad(): an output does not require grad and has no graph")
+    seeds = [_initial_grad(o, g) for o, g in zip(outputs, grad_outputs)]
+    found = run_backward(outputs, seeds, create_graph=create_graph,
+                         retain_graph=create_graph if retain_graph is None else retain_graph)
+    result = []
+    for tensor in inputs:
+        g = found.get(tensor)
+        result.append(g if g is not None else Tensor(backend.xp_for(tensor.device).zeros_like(tensor.data)))
+    return result
+
+
+# --------------------------------------------------------------------------- making tensors
+def tensor(data, requires_grad=False, dtype=None, device=None):
+    """A new Tensor from data (see Tensor)."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+
+
+def _shape(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def _filled(make):
+    @functools.wraps(make)
+    def wrapper(*shape, dtype=None, device=None, requires_grad=False):
+        device = backend.check_device(device)
+        dtype = backend.as_dtype(dtype) or backend.default_float()
+        array = make(backend.xp_for(device), _shape(shape), dtype)
+        return Tensor(array, requires_grad=requires_grad)
+    return wrapper
+
+
+@_filled
+def zeros(xp, shape, dtype):
+    """zeros(*shape, dtype=float32, device=None, requires_grad=False)"""
+    return xp.zeros(shape, dtype=dtype)
+
+
+@_filled
+def ones(xp, shape, dtype):
+    """ones(*shape, dtype=float32, device=None, requires_grad=False)"""
+    return xp.ones(shape, dtype=dtype)
+
+
+def randn(*shape, dtype=None, device=None, requires_grad=False):
+    """Standard normal samples from the seeded generator (mg.manual_seed)."""
+    dtype = backend.as_dtype(dtype) or backend.default_float()
+    host = backend.rng().standard_normal(_shape(shape)).astype(dtype)
+    return Tensor(host, device=device or backend.get_default_device(), requires_grad=requires_grad)
+
+
+def rand(*shape, dtype=None, device=None, requires_grad=False):
+    """Uniform samples in [0, 1) from the seeded generator."""
+    dtype = backend.as_dtype(dtype) or backend.default_float()
+    host = backend.rng().random(_shape(shape)).astype(dtype)
+    return Tensor(host, device=device or backend.get_default_device(), requires_grad=requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=False):
+    """Like numpy.arange; integers give int64, as in PyTorch."""
+    device = backend.check_device(device)
+    if stop is None:
+        start, stop = 0, start
+    array = backend.xp_for(device).arange(start, stop, step, dtype=backend.as_dtype(dtype))
+    if dtype is None and array.dtype == backend.numpy.float64:
+        array = array.astype(backend.default_float())
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    return zeros(*t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    return ones(*t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def manual_seed(seed):
+    """Seed every random draw minigrad makes (initialisation, dropout, randn)."""
+    backend.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- operators and methods
+# The Tensor's operators call the ops in ops.py; they are attached here, after
+# both modules exist, so that this file keeps only the autograd machinery above.
+from . import ops as _ops  # noqa: E402  (ops imports Function and Tensor from this module)
+
+
+def _compare(name, fn):
+    def method(self, other):
+        other = as_tensor(other, self)
+        _check_same_device(name, [self, other])
+        return Tensor(fn(backend.get_array_module(self.data), self.data, other.data))
+    method.__name__ = name
+    method.__doc__ = f"Elementwise {name.strip('_')}: a boolean tensor, not differentiable."
+    return method
+
+
+def _mean(self, axis=None, keepdims=False):
+    """Arithmetic mean over `axis` (sum / count)."""
+    total = self.sum(axis=axis, keepdims=keepdims)
+    count = self.size // max(total.size, 1) if self.size else 0
+    return total / count if count else total * float("nan")
+
+
+def _var(self, axis=None, keepdims=False):
+    """Biased variance: mean((x - mean(x))^2), dividing by n as layer norm does."""
+    centred = self - self.mean(axis=axis, keepdims=True)
+    return (centred * centred).mean(axis=axis, keepdims=keepdims)
+
+
+def _reshape(self, *shape):
+    shape = _shape(shape)
+    return self if shape == self.shape else _ops.Reshape(shape)(self)
+
+
+def _transpose(self, *axes):
+    axes = _shape(axes) if axes else None
+    return _ops.Transpose(axes)(self)
+
+
+def _swapaxes(self, a, b):
+    axes = list(range(self.ndim))
+    axes[a], axes[b] = axes[b], axes[a]
+    return _ops.Transpose(tuple(axes))(self)
+
+
+def _getitem(self, index):
+    return _ops.GetItem(_ops._device_index(index, self.device))(self)
+
+
+def _masked_fill(self, mask, value):
+    """Where mask is True put `value`, elsewhere keep self (mask broadcasts)."""
+    return _ops.where(mask, as_tensor(value, self), self)
+
+
+def _clip(self, lo=None, hi=None):
+    return _ops.Clip(lo, hi)(self)
+
+
+def _unsqueeze(self, axis):
+    axis = axis % (self.ndim + 1)
+    return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+
+def _squeeze(self, axis=None):
+    if axis is None:
+        return self.reshape(tuple(s for s in self.shape if s != 1))
+    axis = axis % self.ndim
+    if self.shape[axis] != 1:
+        return self
+    return self.reshape(self.shape[:axis] + self.shape[axis + 1:])
+
+
+def _argmax(self, axis=None, keepdims=False):
+    xp = backend.get_array_module(self.data)
+    result = xp.argmax(self.data, axis=axis)
+    if keepdims and axis is not None:
+        result = xp.expand_dims(result, axis)
+    return Tensor(result)
+
+
+Tensor.__add__ = lambda a, b: _ops.Add()(a, b)
+Tensor.__radd__ = lambda a, b: _ops.Add()(b, a)
+Tensor.__sub__ = lambda a, b: _ops.Sub()(a, b)
+Tensor.__rsub__ = lambda a, b: _ops.Sub()(b, a)
+Tensor.__mul__ = lambda a, b: _ops.Mul()(a, b)
+Tensor.__rmul__ = lambda a, b: _ops.Mul()(b, a)
+Tensor.__truediv__ = lambda a, b: _ops.Div()(a, b)
+Tensor.__rtruediv__ = lambda a, b: _ops.Div()(b, a)
+Tensor.__pow__ = lambda a, b: _ops.Pow()(a, b)
+Tensor.__rpow__ = lambda a, b: _ops.Pow()(b, a)
+Tensor.__neg__ = lambda a: _ops.Neg()(a)
+Tensor.__matmul__ = lambda a, b: _ops.matmul(a, b)
+Tensor.__rmatmul__ = lambda a, b: _ops.matmul(b, a)
+Tensor.__lt__ = _compare("__lt__", lambda xp, a, b: a < b)
+Tensor.__le__ = _compare("__le__", lambda xp, a, b: a <= b)
+Tensor.__gt__ = _compare("__gt__", lambda xp, a, b: a > b)
+Tensor.__ge__ = _compare("__ge__", lambda xp, a, b: a >= b)
+Tensor.__eq__ = _compare("__eq__", lambda xp, a, b: a == b)
+Tensor.__ne__ = _compare("__ne__", lambda xp, a, b: a != b)
+Tensor.__hash__ = object.__hash__          # __eq__ is elementwise, identity stays the hash
+Tensor.__getitem__ = _getitem
+Tensor.exp = lambda self: _ops.Exp()(self)
+Tensor.log = lambda self: _ops.Log()(self)
+Tensor.sqrt = lambda self: _ops.Sqrt()(self)
+Tensor.abs = lambda self: _ops.Abs()(self)
+Tensor.__abs__ = Tensor.abs
+Tensor.tanh = lambda self: _ops.Tanh()(self)
+Tensor.sigmoid = lambda self: _ops.Sigmoid()(self)
+Tensor.relu = lambda self: _ops.Relu()(self)
+Tensor.sum = lambda self, axis=None, keepdims=False: _ops.Sum(axis, keepdims)(self)
+Tensor.max = lambda self, axis=None, keepdims=False: _ops.Max(axis, keepdims)(self)
+Tensor.min = lambda self, axis=None, keepdims=False: -_ops.Max(axis, keepdims)(-self)
+Tensor.mean = _mean
+Tensor.var = _var
+Tensor.argmax = _argmax
+Tensor.reshape = _reshape
+Tensor.view = _reshape
+Tensor.transpose = _transpose
+Tensor.T = property(lambda self: _ops.Transpose(None)(self))
+Tensor.swapaxes = _swapaxes
+Tensor.unsqueeze = _unsqueeze
+Tensor.squeeze = _squeeze
+Tensor.flatten = lambda self, start=0: self.reshape(self.shape[:start] + (-1,))
+Tensor.masked_fill = _masked_fill
+Tensor.clip = _clip
+Tensor.clamp = _clip
+Tensor.broadcast_to = lambda self, *shape: _ops.broadcast_to(self, _shape(shape))
