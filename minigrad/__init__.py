@@ -14,7 +14,8 @@ from .tensor import (Tensor, tensor, zeros, ones, randn, rand, arange, zeros_lik
                      no_grad, enable_grad, is_grad_enabled, grad, manual_seed)
 from .ops import concatenate, stack, where
 from .gradcheck import gradcheck
-from . import viz
+from .io import save, load
+from . import viz, io, data, functional, nn
 
 __version__ = "0.1.0"
 float32, float64, float16 = "float32", "float64", "float16"

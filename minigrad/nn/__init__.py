@@ -3,3 +3,5 @@
     import minigrad.nn as nn
 """
 from .module import Module, Parameter, Sequential, ModuleList
+from .layers import (Neuron, Dense, Linear, MLP, ReLU, GELU, Tanh, Sigmoid, LayerNorm, Embedding,
+                     Dropout)

@@ -1,0 +1,211 @@
+"""Basic layers: a neuron, dense (fully connected) layers, activations, LayerNorm,
+Embedding and Dropout.
+
+Initialisation follows PyTorch's defaults, drawn from minigrad's seeded generator
+(mg.manual_seed):
+    Dense / Neuron: weight and bias ~ U(-1/sqrt(n_in), 1/sqrt(n_in))
+                    (PyTorch's kaiming_uniform with a = sqrt(5) reduces to this bound)
+    Embedding:      weight ~ N(0, 1)
+    LayerNorm:      weight = 1, bias = 0
+"""
+import math
+
+from .. import backend
+from .. import functional as F
+from ..tensor import Tensor
+from .module import Module, Parameter
+
+
+def uniform_parameter(shape, bound, device=None):
+    """A Parameter with entries ~ U(-bound, bound) from the seeded generator."""
+    values = backend.rng().uniform(-bound, bound, size=shape).astype(backend.default_float())
+    return Parameter(values, device=device)
+
+
+def normal_parameter(shape, std=1.0, device=None):
+    values = (backend.rng().standard_normal(shape) * std).astype(backend.default_float())
+    return Parameter(values, device=device)
+
+
+def constant_parameter(shape, value, device=None):
+    xp = backend.xp_for(device)
+    return Parameter(xp.full(shape, value, dtype=backend.default_float()))
+
+
+_ACTIVATIONS = {
+    "relu": F.relu,
+    "tanh": F.tanh,
+    "sigmoid": F.sigmoid,
+    "gelu": F.gelu,
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "identity": lambda x: x,
+    "linear": lambda x: x,
+    None: lambda x: x,
+}
+
+
+def activation_function(name):
+    if callable(name):
+        return name
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}: choose from {sorted(k for k in _ACTIVATIONS if k)}")
+    return _ACTIVATIONS[name]
+
+
+class Neuron(Module):
+    """One neuron: y = act(x . w + b).   x (..., n_in) -> (...); weight (n_in,), bias ()."""
+
+    def __init__(self, n_in, activation="tanh"):
+        super().__init__()
+        bound = 1 / math.sqrt(n_in)
+        self.weight = uniform_parameter((n_in,), bound)
+        self.bias = uniform_parameter((), bound)
+        self.activation = activation
+        self._act = activation_function(activation)
+
+    def forward(self, x):
+        return self._act(x @ self.weight + self.bias)
+
+    def extra_repr(self):
+        return f"n_in={self.weight.shape[0]}, activation={self.activation!r}"
+
+
+class Dense(Module):
+    """Fully connected layer: y = x @ weight + bias.
+
+    x (..., n_in) -> (..., n_out); weight (n_in, n_out), bias (n_out,).
+    Differs from torch.nn.Linear only in storing weight transposed, (n_in, n_out),
+    so the formula reads x @ W as in the textbooks (checkpoints from PyTorch
+    need weight.T when loaded).
+    """
+
+    def __init__(self, n_in, n_out, bias=True):
+        super().__init__()
+        bound = 1 / math.sqrt(n_in)
+        self.n_in, self.n_out = n_in, n_out
+        self.weight = uniform_parameter((n_in, n_out), bound)
+        self.bias = uniform_parameter((n_out,), bound) if bias else None
+
+    def forward(self, x):
+        if x.shape[-1] != self.n_in:
+            raise ValueError(f"Dense: expected input with last axis {self.n_in}, got shape {x.shape}")
+        y = x @ self.weight
+        return y + self.bias if self.bias is not None else y
+
+    def extra_repr(self):
+        return f"n_in={self.n_in}, n_out={self.n_out}, bias={self.bias is not None}"
+
+
+Linear = Dense
+
+
+class MLP(Module):
+    """Multi-layer perceptron: Dense layers of the given sizes with `activation`
+    between them (none after the last). sizes = [n_in, hidden..., n_out]."""
+
+    def __init__(self, sizes, activation="relu"):
+        super().__init__()
+        if len(sizes) < 2:
+            raise ValueError(f"MLP: sizes needs at least an input and an output size, got {sizes}")
+        from .module import ModuleList
+        self.layers = ModuleList(Dense(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.activation = activation
+        self._act = activation_function(activation)
+
+    def forward(self, x):
+        for index, layer in enumerate(self.layers):
+            x = layer(x)
+            if index < len(self.layers) - 1:
+                x = self._act(x)
+        return x
+
+
+class ReLU(Module):
+    """relu(x) = max(x, 0)"""
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+class GELU(Module):
+    """gelu(x) = x * Phi(x); approximate="tanh" for the tanh formula."""
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class Tanh(Module):
+    """tanh(x)"""
+
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    """sigmoid(x) = 1 / (1 + exp(-x))"""
+
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class LayerNorm(Module):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis (biased var).
+    x (..., d) -> (..., d); weight (d,) = gamma starts at 1, bias (d,) = beta at 0."""
+
+    def __init__(self, d, eps=1e-5):
+        super().__init__()
+        self.d, self.eps = d, eps
+        self.weight = constant_parameter((d,), 1.0)
+        self.bias = constant_parameter((d,), 0.0)
+
+    def forward(self, x):
+        if x.shape[-1] != self.d:
+            raise ValueError(f"LayerNorm: expected last axis {self.d}, got shape {x.shape}")
+        return F.layer_norm(x, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.d}, eps={self.eps}"
+
+
+class Embedding(Module):
+    """A lookup table: y = weight[ids].   ids (...) integers -> (..., dim); weight (num, dim).
+    The gradient adds up over repeated ids."""
+
+    def __init__(self, num, dim):
+        super().__init__()
+        self.num, self.dim = num, dim
+        self.weight = normal_parameter((num, dim))
+
+    def forward(self, ids):
+        ids = ids.data if isinstance(ids, Tensor) else ids
+        ids = backend.to_device(ids, self.weight.device)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"Embedding: ids must be integers, got dtype {ids.dtype}")
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.num):
+            raise IndexError(f"Embedding: ids must lie in [0, {self.num}), got values from "
+                             f"{int(ids.min())} to {int(ids.max())}")
+        return self.weight[ids]
+
+    def extra_repr(self):
+        return f"{self.num}, {self.dim}"
+
+
+class Dropout(Module):
+    """Inverted dropout with probability p in training; the identity in eval mode."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
