@@ -141,10 +141,18 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, return_weights=False, training=True):
     """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V.
 
-    q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v) -> (..., Tq, d_v)
-    mask: boolean or 0/1, broadcastable to (..., Tq, Tk); True/1 = may attend.
-    A query that may attend to nothing gets all-zero weights (so a zero output and
-    finite gradients), where a plain -inf fill would give NaN.
+    q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v) -> (..., Tq, d_v); the
+    leading axes broadcast (heads and batch).
+    mask: boolean or 0/1 (array, list or Tensor), broadcastable to (..., Tq, Tk);
+    True/1 = may attend. A query that may attend to nothing gets all-zero weights,
+    so a zero output and finite (zero) gradients, where a -inf fill would give NaN.
+    dropout_p: dropout on the weights (only when `training`; PyTorch's function has
+    no `training` flag and always drops when dropout_p > 0).
+    return_weights=True returns (output, weights) with weights (..., Tq, Tk) the
+    ones that multiplied V (after dropout, as in PyTorch's MultiheadAttention), so
+    output == weights @ v always.
+
+    Gradients flow to q, k and v through the ops below; the masked scores get none.
     """
     d_k = q.shape[-1]
     if k.shape[-1] != d_k or k.shape[-2] != v.shape[-2]:
@@ -152,20 +160,34 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, return_weigh
                          f"need q and k to share d_k and k and v to share Tk")
     # step 1: similarity of every query with every key, (..., Tq, Tk)
     scores = q @ k.swapaxes(-1, -2)
-    # step 2: scale so the dot products' variance does not grow with d_k
-    scores = scores / math.sqrt(d_k)
-    allowed = None
+    # step 2: scale, so the scores' variance does not grow with d_k (for unit-variance
+    # q and k, q.k sums d_k products and has variance d_k; softmax would saturate)
+    scores = scores * (1.0 / math.sqrt(d_k))
+    row_may_attend = None
     if mask is not None:
         xp = backend.get_array_module(scores.data)
-        mask_data = mask.data if isinstance(mask, Tensor) else backend.to_device(mask, scores.device)
-        allowed = mask_data.astype(bool, copy=False)
+        allowed = mask.data if isinstance(mask, Tensor) else mask
+        allowed = backend.to_device(allowed, scores.device).astype(bool, copy=False)
+        try:
+            fits = backend.numpy.broadcast_shapes(allowed.shape, scores.shape) == scores.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"scaled_dot_product_attention: mask of shape {tuple(allowed.shape)} does not "
+                             f"broadcast to the scores' shape {scores.shape} (..., Tq, Tk)")
         # a large finite negative, not -inf: exp gives exactly 0 without inf - inf = NaN
         scores = scores.masked_fill(~allowed, float(xp.finfo(scores.dtype).min) / 2)
-    # step 3: normalise each query's scores into weights that sum to 1
+        row_may_attend = allowed.any(axis=-1, keepdims=True)
+        if bool(row_may_attend.all()):
+            row_may_attend = None        # the usual case: no row needs zeroing
+    # step 3: normalise each query's scores into weights that sum to 1 over the keys
     weights = softmax(scores, axis=-1)
-    if allowed is not None:
-        weights = weights * Tensor(allowed.any(axis=-1, keepdims=True).astype(weights.dtype))
-    weights = dropout(weights, dropout_p, training) if dropout_p else weights
+    if row_may_attend is not None:
+        # a fully masked row saw only equal fill values, so softmax made it uniform;
+        # zero it: such a query receives nothing (and passes no gradient back)
+        weights = weights * Tensor(row_may_attend.astype(weights.dtype))
+    if dropout_p and training:
+        weights = dropout(weights, dropout_p, training)
     # step 4: each output is the weighted average of the values
     output = weights @ v
     return (output, weights) if return_weights else output

@@ -42,6 +42,10 @@ class _SetGradEnabled(contextlib.ContextDecorator):
     def __init__(self, mode):
         self.mode = mode
 
+    def _recreate_cm(self):
+        # a fresh object per decorated call, so recursion or threads never share `previous`
+        return type(self)(self.mode)
+
     def __enter__(self):
         self.previous = _GradMode.enabled
         _GradMode.enabled = self.mode
@@ -51,13 +55,17 @@ class _SetGradEnabled(contextlib.ContextDecorator):
         return False
 
 
-def no_grad():
-    """Context manager and decorator: operations inside record no graph."""
-    return _SetGradEnabled(False)
+def no_grad(function=None):
+    """Context manager and decorator: operations inside record no graph.
+
+        with mg.no_grad(): ...        @mg.no_grad()        @mg.no_grad
+    """
+    return _SetGradEnabled(False)(function) if callable(function) else _SetGradEnabled(False)
 
 
-def enable_grad():
-    return _SetGradEnabled(True)
+def enable_grad(function=None):
+    """The opposite of no_grad (inside a no_grad block, record a graph again)."""
+    return _SetGradEnabled(True)(function) if callable(function) else _SetGradEnabled(True)
 
 
 # --------------------------------------------------------------------------- Tensor
@@ -68,28 +76,32 @@ class Tensor:
 
     data: a number, nested list, numpy/cupy array or Tensor. Python floats become
     float32 (as in PyTorch); numpy arrays keep their dtype.
+    device: where the data goes; by default a cupy array stays on "cuda" and
+    everything else goes to the default device (mg.set_default_device), as in
+    PyTorch. The data is shared, not copied, when it is already there.
+    Ops build their results with `wrap(array)` instead, which never moves data.
     """
 
     __array_priority__ = 1000   # numpy_array * tensor -> Tensor.__rmul__, not numpy's loop
+    __array_ufunc__ = None      # numpy ufuncs and operators defer to the Tensor's own
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
         if isinstance(data, Tensor):
             data = data.data
-        device = backend.check_device(device) if device is not None else (
-            backend.device_of(data) if backend.is_array(data) else backend.get_default_device())
-        xp = backend.xp_for(device)
-        if backend.is_array(data) and backend.device_of(data) == device:
-            array = data if dtype is None else data.astype(dtype, copy=False)
+        if device is None:
+            device = "cuda" if backend.device_of(data) == "cuda" else backend.get_default_device()
         else:
-            if backend.is_array(data):
-                array = backend.to_device(data, device)
-            else:
-                host = backend.numpy.asarray(data)
-                if dtype is None and host.dtype == backend.numpy.float64 and not _is_numpy(data):
-                    host = host.astype(backend.default_float())    # Python floats -> float32
-                array = xp.asarray(host) if device == "cuda" else host
-            if dtype is not None:
-                array = array.astype(dtype, copy=False)
+            device = backend.check_device(device)
+        if backend.is_array(data):
+            array = backend.to_device(data, device)          # no copy when already there
+        else:
+            array = backend.numpy.asarray(data)
+            if dtype is None and array.dtype == backend.numpy.float64 and not _is_numpy(data):
+                array = array.astype(backend.default_float())    # Python floats -> float32
+            if device != "cpu":
+                array = backend.to_device(array, device)
+        if dtype is not None:
+            array = array.astype(backend.as_dtype(dtype), copy=False)
         self.data = array
         self.grad = None
         self._creator = None
@@ -116,6 +128,20 @@ class Tensor:
     def __len__(self):
         return len(self.data)
 
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                             f"use .any() or .all() on its data, or compare .item()")
+        return bool(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        """numpy.asarray(t) for tensors on the cpu; a cuda tensor must be copied
+        explicitly with t.numpy() (as PyTorch and cupy ask)."""
+        if self.device != "cpu":
+            raise TypeError(f"cannot convert a tensor on {self.device} to a numpy array implicitly; "
+                            f"use t.numpy() (or t.to('cpu'))")
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+
     def __repr__(self):
         body = str(self.numpy()).replace("\n", "\n       ")
         extra = ""
@@ -141,7 +167,7 @@ class Tensor:
 
     def detach(self):
         """The same data, cut from the graph (shares memory, as in PyTorch)."""
-        return Tensor(self.data)
+        return wrap(self.data)
 
     def to(self, device):
         """A copy of this tensor on `device` ("cpu" or "cuda"); self when already there.
@@ -191,7 +217,7 @@ class Tensor:
             else:
                 # backward may hand one array to several leaves (x + y); each .grad
                 # gets its own, so an in-place update of one never changes another
-                tensor.grad = g if id(g.data) not in given else Tensor(g.data.copy())
+                tensor.grad = g if id(g.data) not in given else wrap(g.data.copy())
             given.add(id(tensor.grad.data))
 
 
@@ -204,11 +230,23 @@ def _initial_grad(output, grad):
         if output.size != 1:
             raise RuntimeError(f"backward(): grad can be omitted only for a single-element tensor, "
                                f"this one has shape {output.shape}")
-        return Tensor(backend.xp_for(output.device).ones(output.shape, dtype=output.dtype))
+        return wrap(backend.get_array_module(output.data).ones(output.shape, dtype=output.dtype))
     grad = grad if isinstance(grad, Tensor) else Tensor(grad, dtype=output.dtype, device=output.device)
     if grad.shape != output.shape:
         raise ValueError(f"backward(): grad of shape {grad.shape} does not match output shape {output.shape}")
     return grad
+
+
+def wrap(array, requires_grad=False):
+    """A Tensor around `array` exactly as it is: no copy, no cast, on the array's own
+    device. Ops wrap their results with it (the fast path of Tensor(...))."""
+    if type(array) is not backend.numpy.ndarray and not backend.is_array(array):
+        array = backend.numpy.asarray(array)       # numpy scalars from reductions -> 0-d arrays
+    t = Tensor.__new__(Tensor)
+    t.data, t.grad, t._creator, t.generation, t.name, t.requires_grad = array, None, None, 0, None, False
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
 
 
 def as_tensor(value, like=None):
@@ -218,8 +256,8 @@ def as_tensor(value, like=None):
         return value
     if like is None:
         return Tensor(value)
-    if isinstance(value, (bool, int, float)) and like.dtype.kind in "fc":
-        return Tensor(backend.xp_for(like.device).asarray(value, dtype=like.dtype))
+    if isinstance(value, (bool, int, float)) and like.data.dtype.kind in "fc":
+        return wrap(backend.get_array_module(like.data).asarray(value, dtype=like.data.dtype))
     return Tensor(value, device=like.device)
 
 
@@ -238,19 +276,23 @@ class Function:
     generation = 0
 
     def __call__(self, *inputs):
-        tensors = [x for x in inputs if isinstance(x, Tensor)]
-        like = tensors[0] if tensors else None
-        inputs = [as_tensor(x, like) for x in inputs]
-        _check_same_device(type(self).__name__, inputs)
-        output = Tensor(self.forward(*[x.data for x in inputs]))
-        if _GradMode.enabled and any(x.requires_grad for x in inputs):
-            if output.dtype.kind in "fc":
-                output.requires_grad = True
-                output._creator = self
-                self.generation = max(x.generation for x in inputs)
-                output.generation = self.generation + 1
-                self.inputs = inputs
-                self._output = weakref.ref(output)
+        # This runs for every op, so it is kept lean: the common case (all inputs
+        # Tensors on one device) takes no detours.
+        like = next((x for x in inputs if isinstance(x, Tensor)), None)
+        inputs = [x if isinstance(x, Tensor) else as_tensor(x, like) for x in inputs]
+        if len(inputs) > 1 and len({type(x.data) for x in inputs}) > 1:
+            _check_same_device(type(self).__name__, inputs)
+        output = wrap(self.forward(*[x.data for x in inputs]))
+        if _GradMode.enabled and output.data.dtype.kind in "fc":
+            for x in inputs:
+                if x.requires_grad:
+                    output.requires_grad = True
+                    output._creator = self
+                    self.generation = max(x.generation for x in inputs)
+                    output.generation = self.generation + 1
+                    self.inputs = inputs
+                    self._output = weakref.ref(output)
+                    break
         return output
 
     @property
@@ -363,7 +405,7 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
     result = []
     for tensor in inputs:
         g = found.get(tensor)
-        result.append(g if g is not None else Tensor(backend.xp_for(tensor.device).zeros_like(tensor.data)))
+        result.append(g if g is not None else wrap(backend.get_array_module(tensor.data).zeros_like(tensor.data)))
     return result
 
 
@@ -385,7 +427,7 @@ def _filled(make):
         device = backend.check_device(device)
         dtype = backend.as_dtype(dtype) or backend.default_float()
         array = make(backend.xp_for(device), _shape(shape), dtype)
-        return Tensor(array, requires_grad=requires_grad)
+        return wrap(array, requires_grad=requires_grad)
     return wrapper
 
 
@@ -423,7 +465,7 @@ def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=Fals
     array = backend.xp_for(device).arange(start, stop, step, dtype=backend.as_dtype(dtype))
     if dtype is None and array.dtype == backend.numpy.float64:
         array = array.astype(backend.default_float())
-    return Tensor(array, requires_grad=requires_grad)
+    return wrap(array, requires_grad=requires_grad)
 
 
 def zeros_like(t, dtype=None, device=None, requires_grad=False):
@@ -449,7 +491,7 @@ def _compare(name, fn):
     def method(self, other):
         other = as_tensor(other, self)
         _check_same_device(name, [self, other])
-        return Tensor(fn(backend.get_array_module(self.data), self.data, other.data))
+        return wrap(fn(backend.get_array_module(self.data), self.data, other.data))
     method.__name__ = name
     method.__doc__ = f"Elementwise {name.strip('_')}: a boolean tensor, not differentiable."
     return method
@@ -516,7 +558,7 @@ def _argmax(self, axis=None, keepdims=False):
     result = xp.argmax(self.data, axis=axis)
     if keepdims and axis is not None:
         result = xp.expand_dims(result, axis)
-    return Tensor(result)
+    return wrap(result)
 
 
 Tensor.__add__ = lambda a, b: _ops.Add()(a, b)

@@ -109,9 +109,9 @@ class ndarray:
     itemsize = property(lambda self: self._array.itemsize)
     nbytes = property(lambda self: self._array.nbytes)
     strides = property(lambda self: self._array.strides)
-    T = property(lambda self: ndarray(self._array.T))
-    real = property(lambda self: ndarray(self._array.real))
-    imag = property(lambda self: ndarray(self._array.imag))
+    T = property(lambda self: _wrap(self._array.T))
+    real = property(lambda self: _wrap(self._array.real))
+    imag = property(lambda self: _wrap(self._array.imag))
     device = property(lambda self: "fake-cuda:0")
 
     def __len__(self):
@@ -212,7 +212,7 @@ for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul",
 for _op in ("lt", "le", "gt", "ge", "eq", "ne"):
     setattr(ndarray, f"__{_op}__", _binary(f"__{_op}__"))
 for _op in ("neg", "pos", "abs", "invert"):
-    setattr(ndarray, f"__{_op}__", (lambda name: lambda self: ndarray(getattr(self._array, name)()))(f"__{_op}__"))
+    setattr(ndarray, f"__{_op}__", (lambda name: lambda self: _wrap(getattr(self._array, name)()))(f"__{_op}__"))
 
 
 # --------------------------------------------------------------------------- the module's functions
