@@ -5,3 +5,6 @@
 from .module import Module, Parameter, Sequential, ModuleList
 from .layers import (Neuron, Dense, Linear, MLP, ReLU, GELU, Tanh, Sigmoid, LayerNorm, Embedding,
                      Dropout)
+from .attention import MultiHeadAttention, KVCache, causal_mask, padding_mask
+from .transformer import (PositionalEncoding, FeedForward, TransformerEncoderLayer, TransformerDecoderLayer,
+                          Transformer)
