@@ -16,6 +16,7 @@ from .ops import concatenate, stack, where
 from .gradcheck import gradcheck
 from .io import save, load
 from . import viz, io, data, functional, nn
+from . import optim
 
 __version__ = "0.1.0"
 float32, float64, float16 = "float32", "float64", "float16"

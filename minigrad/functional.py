@@ -67,16 +67,17 @@ layer_norm_composed = fused.layer_norm_composed
 
 
 def dropout(x, p=0.5, training=True):
-    """Inverted dropout: in training each element is zeroed with probability p and
-    the rest scaled by 1/(1-p), so the expected value is unchanged and evaluation
-    needs no rescaling. Identity when not training or p == 0."""
-    if not 0.0 <= p < 1.0:
-        if p == 1.0 and training:
-            return x * 0.0
-        if p != 1.0:
-            raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    """Inverted dropout. In training, y = x * m / (1 - p) with m_i ~ Bernoulli(1 - p):
+    each element is zeroed with probability p and the rest scaled up, so E[y] = x and
+    evaluation needs no rescaling. The identity when not training or p == 0; zeros when
+    p == 1. The mask is drawn from mg.manual_seed's generator on the host (the same
+    mask on every device).   dL/dx = g * m / (1 - p)"""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
+    if p == 1.0:
+        return x * 0.0
     keep = backend.rng().random(x.shape) >= p
     scale = (keep / (1.0 - p)).astype(x.dtype)
     return x * Tensor(backend.to_device(scale, x.device))
@@ -93,7 +94,10 @@ def _reduce(values, reduction, name, count=None):
 
 
 def mse_loss(pred, target, reduction="mean"):
-    """Mean squared error: mean((pred - target)^2) (or its sum, or per element)."""
+    """Mean squared error: mean((pred - target)^2), or its sum, or per element ("none").
+    pred and target must have the same shape (PyTorch broadcasts them with a warning;
+    here that mistake, e.g. (n, 1) against (n,), is an error).
+    dL/dpred = 2 (pred - target) / n for "mean"."""
     target = as_tensor(target, pred)
     if pred.shape != target.shape:
         raise ValueError(f"mse_loss: pred shape {pred.shape} and target shape {target.shape} differ")
@@ -104,12 +108,14 @@ def mse_loss(pred, target, reduction="mean"):
 def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduction="mean"):
     """Cross-entropy between softmax(logits) and the target classes.
 
-    logits (..., C) with the class axis LAST (PyTorch puts it second);
-    target: integer ids of shape (...), or probabilities of shape (..., C).
-    With smoothing e the target distribution is q = (1 - e) onehot(target) + e / C, and
-        loss = -sum_c q_c log softmax(logits)_c
-    Positions whose target is ignore_index contribute nothing, and "mean" divides
-    by the number of the other positions (as PyTorch does).
+    logits (..., C) with the class axis LAST (PyTorch puts it second, (N, C, ...));
+    target: integer class ids of shape (...), or class probabilities of shape (..., C).
+    With smoothing e the target distribution is q = (1 - e) onehot(target) + e / C
+    (PyTorch's definition), and with log p = log_softmax(logits)
+        loss = -sum_c q_c log p_c = -(1 - e) log p_target - (e / C) sum_c log p_c
+    Positions whose target is ignore_index contribute nothing, and "mean" divides by
+    the number of the other positions (as PyTorch does).
+    dL/dlogits = softmax(logits) - q per position (times its weight in the reduction).
     """
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
@@ -127,14 +133,24 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     if target_data.shape != logits.shape[:-1]:
         raise ValueError(f"cross_entropy: target shape {tuple(target_data.shape)} does not match logits "
                          f"shape {logits.shape} without its class axis {logits.shape[:-1]}")
-    valid = xp.ones(target_data.shape, dtype=bool) if ignore_index is None else target_data != ignore_index
-    ids = xp.where(valid, target_data, 0)
+    if target_data.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: class ids must be integers, got dtype {target_data.dtype} "
+                        f"(probability targets need the logits' shape {logits.shape})")
+    valid = None if ignore_index is None else target_data != ignore_index
+    ids = target_data if valid is None else xp.where(valid, target_data, 0)
     if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n_classes):
         raise ValueError(f"cross_entropy: target ids must lie in [0, {n_classes}), "
                          f"got values from {int(ids.min())} to {int(ids.max())}")
-    onehot = (ids[..., None] == xp.arange(n_classes)).astype(logits.dtype)
-    q = onehot * (1.0 - label_smoothing) + label_smoothing / n_classes
-    per_position = -(log_probs * Tensor(q)).sum(axis=-1) * Tensor(valid.astype(logits.dtype))
+    # pick log p_target by integer indexing: no (N, C) one-hot is ever built
+    flat = log_probs.reshape(-1, n_classes)                                  # (N, C)
+    picked = flat[xp.arange(flat.shape[0]), ids.reshape(-1)]                # (N,)
+    per_position = -(1.0 - label_smoothing) * picked if label_smoothing else -picked
+    if label_smoothing:
+        per_position = per_position - (label_smoothing / n_classes) * flat.sum(axis=-1)
+    per_position = per_position.reshape(target_data.shape)
+    if valid is None:
+        return _reduce(per_position, reduction, "cross_entropy")
+    per_position = per_position * Tensor(valid.astype(logits.dtype))
     return _reduce(per_position, reduction, "cross_entropy", count=max(int(valid.sum()), 1))
 
 

@@ -17,17 +17,21 @@ from .module import Module, Parameter
 
 
 def uniform_parameter(shape, bound, device=None):
-    """A Parameter with entries ~ U(-bound, bound) from the seeded generator."""
+    """A Parameter with entries ~ U(-bound, bound) from the seeded generator, on `device`
+    (default: mg.set_default_device's). Drawn on the host, so a seed gives the same
+    weights on every device."""
     values = backend.rng().uniform(-bound, bound, size=shape).astype(backend.default_float())
-    return Parameter(values, device=device)
+    return Parameter(values, device=backend.check_device(device))
 
 
 def normal_parameter(shape, std=1.0, device=None):
+    """A Parameter with entries ~ N(0, std^2) from the seeded generator."""
     values = (backend.rng().standard_normal(shape) * std).astype(backend.default_float())
-    return Parameter(values, device=device)
+    return Parameter(values, device=backend.check_device(device))
 
 
 def constant_parameter(shape, value, device=None):
+    """A Parameter filled with `value`."""
     xp = backend.xp_for(device)
     return Parameter(xp.full(shape, value, dtype=backend.default_float()))
 
@@ -119,6 +123,9 @@ class MLP(Module):
                 x = self._act(x)
         return x
 
+    def extra_repr(self):
+        return f"activation={self.activation!r}"
+
 
 class ReLU(Module):
     """relu(x) = max(x, 0)"""
@@ -171,7 +178,7 @@ class LayerNorm(Module):
         return F.layer_norm(x, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        return f"{self.d}, eps={self.eps}"
+        return f"({self.d},), eps={self.eps}"
 
 
 class Embedding(Module):
@@ -198,10 +205,13 @@ class Embedding(Module):
 
 
 class Dropout(Module):
-    """Inverted dropout with probability p in training; the identity in eval mode."""
+    """Inverted dropout: in training, y = x * m / (1 - p) with m_i ~ Bernoulli(1 - p),
+    so E[y] = x; in eval mode y = x.   x (...) -> (...)"""
 
     def __init__(self, p=0.5):
         super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
         self.p = p
 
     def forward(self, x):

@@ -1,10 +1,27 @@
 """nn.Module: the container that holds parameters, buffers and submodules.
 
-Assigning a Parameter, a Module or (via register_buffer) a Tensor to an
-attribute registers it, so ``parameters()`` finds every weight in the tree and
-``state_dict()`` names each one with a dotted path such as ``layers.0.weight``.
+Assigning a Parameter or a Module to an attribute registers it, so
+``parameters()`` finds every weight in the tree and ``state_dict()`` names each
+one with a dotted path such as ``layers.0.weight``:
+
+    class TwoLayer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = nn.Dense(2, 8)          # a submodule, registered as "hidden"
+            self.out = nn.Dense(8, 1)
+            self.register_buffer("scale", mg.ones(1))   # state that is not learned
+
+        def forward(self, x):
+            return self.out(self.hidden(x).relu()) * self.scale
+
+    [name for name, _ in TwoLayer().named_parameters()]
+    # ['hidden.weight', 'hidden.bias', 'out.weight', 'out.bias']
+
+Buffers, as in PyTorch, are declared once with register_buffer; assigning a
+Tensor to that name later replaces the buffer. A plain Tensor assigned to any
+other attribute is an ordinary attribute (a cached mask, say), not state.
 """
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 from .. import backend
 from ..tensor import Tensor
@@ -20,45 +37,88 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _join(prefix, name):
+    return f"{prefix}.{name}" if prefix else name
+
+
 class Module:
     """Base class of every layer and model.
 
-    Subclasses set attributes in __init__ and define forward(); calling the module
-    calls forward. ``training`` is True after construction and after train(),
-    False after eval(); it switches dropout and batch-norm behaviour.
+    Subclasses call super().__init__() first, set attributes, and define
+    forward(); calling the module calls forward. ``training`` is True after
+    construction and after train(), False after eval(); dropout reads it.
     """
 
     def __init__(self):
-        object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_modules", OrderedDict())
-        object.__setattr__(self, "_buffers", OrderedDict())
-        object.__setattr__(self, "training", True)
+        # written through __dict__ because __setattr__ below needs these tables
+        self.__dict__.update(_parameters=OrderedDict(), _modules=OrderedDict(),
+                             _buffers=OrderedDict(), _non_persistent=set(), training=True)
 
     # ---- registration by assignment
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
-            raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        for table in (self._parameters, self._modules, self._buffers):
-            table.pop(name, None)
+            raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning "
+                                 f"attribute {name!r}")
+        parameters, modules, buffers = self._parameters, self._modules, self._buffers
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            self._put(parameters, name, value)
         elif isinstance(value, Module):
-            self._modules[name] = value
-        elif name in self.__dict__.get("_buffer_names", ()):
-            self._buffers[name] = value
+            self._put(modules, name, value)
+        else:
+            for table, kind, expected in ((parameters, "parameter", "nn.Parameter"),
+                                          (modules, "submodule", "nn.Module"), (buffers, "buffer", "Tensor")):
+                if name in table:
+                    if value is not None and not (table is buffers and isinstance(value, Tensor)):
+                        raise TypeError(f"{type(self).__name__}: cannot assign {type(value).__name__} to "
+                                        f"{kind} {name!r} (expected {expected} or None)")
+                    table[name] = value
+        # also a plain attribute, so that reading self.weight costs no __getattr__ lookup
         object.__setattr__(self, name, value)
 
-    def register_buffer(self, name, tensor):
+    def __delattr__(self, name):
+        self._put(None, name, None)
+        object.__delattr__(self, name)
+
+    def _put(self, table, name, value):
+        """Register value under name in table (None: in no table), dropping the name from
+        the other tables; a name that stays in its table keeps its place in the order."""
+        for other in (self._parameters, self._modules, self._buffers):
+            if other is not table:
+                other.pop(name, None)
+        if table is not None:
+            table[name] = value
+        if table is not self._buffers:
+            self._non_persistent.discard(name)
+
+    def register_buffer(self, name, tensor, persistent=True):
         """A tensor that is state but not learned (running means, a positional table).
-        It is saved in state_dict and moved by to(), but not returned by parameters()."""
-        self.__dict__.setdefault("_buffer_names", set()).add(name)
-        setattr(self, name, tensor)
+        It is moved by to() and, when persistent, saved in state_dict; parameters()
+        does not return it."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"{type(self).__name__}.register_buffer: bad name {name!r} (a non-empty str without '.')")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"{type(self).__name__}.register_buffer: {name!r} must be a Tensor or None, "
+                            f"got {type(tensor).__name__}")
+        self._put(self._buffers, name, tensor)
+        (self._non_persistent.discard if persistent else self._non_persistent.add)(name)
+        object.__setattr__(self, name, tensor)
 
     def register_parameter(self, name, parameter):
-        setattr(self, name, parameter)
+        if parameter is not None and not isinstance(parameter, Parameter):
+            raise TypeError(f"{type(self).__name__}.register_parameter: {name!r} must be an nn.Parameter "
+                            f"or None, got {type(parameter).__name__}")
+        self._put(self._parameters, name, parameter)
+        object.__setattr__(self, name, parameter)
 
     def add_module(self, name, module):
-        setattr(self, name, module)
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}.add_module: {name!r} must be an nn.Module, "
+                            f"got {type(module).__name__}")
+        self._put(self._modules, name, module)
+        object.__setattr__(self, name, module)
 
     # ---- calling
     def forward(self, *args, **kwargs):
@@ -69,60 +129,75 @@ class Module:
 
     # ---- walking the tree
     def children(self):
-        return iter(self._modules.values())
+        """The direct submodules, in the order they were assigned."""
+        return (module for _, module in self.named_children())
 
     def named_children(self):
-        return iter(self._modules.items())
+        return ((name, module) for name, module in self._modules.items() if module is not None)
 
     def named_modules(self, prefix=""):
-        """(dotted name, module) for this module and every module below it."""
+        """(dotted name, module) for this module and every module below it, depth first,
+        each module once even if it is reachable by two paths."""
+        seen = set()
         stack = [(prefix, self)]
         while stack:
-            name, module = stack.pop(0)
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
             yield name, module
-            stack[0:0] = [(f"{name}.{child_name}" if name else child_name, child)
-                          for child_name, child in module._modules.items() if child is not None]
+            # reversed, so that popping from the end visits children in assignment order
+            stack.extend((_join(name, child_name), child)
+                         for child_name, child in reversed(list(module.named_children())))
 
     def modules(self):
         return (module for _, module in self.named_modules())
 
-    def named_parameters(self):
-        """(dotted name, Parameter) pairs; a parameter shared by two modules appears once."""
+    def _named_members(self, table, prefix, recurse):
         seen = set()
-        for prefix, module in self.named_modules():
-            for name, param in module._parameters.items():
-                if param is not None and id(param) not in seen:
-                    seen.add(id(param))
-                    yield (f"{prefix}.{name}" if prefix else name), param
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, tensor in getattr(module, table).items():
+                if tensor is not None and id(tensor) not in seen:
+                    seen.add(id(tensor))
+                    yield _join(module_prefix, name), tensor
 
-    def parameters(self):
-        return [param for _, param in self.named_parameters()]
+    def named_parameters(self, prefix="", recurse=True):
+        """(dotted name, Parameter) pairs; a parameter shared by two modules appears once."""
+        return self._named_members("_parameters", prefix, recurse)
 
-    def named_buffers(self):
-        for prefix, module in self.named_modules():
-            for name, buffer in module._buffers.items():
-                if buffer is not None:
-                    yield (f"{prefix}.{name}" if prefix else name), buffer
+    def parameters(self, recurse=True):
+        """Every Parameter in the tree, as a list (an optimizer takes it directly)."""
+        return [param for _, param in self.named_parameters(recurse=recurse)]
 
-    def buffers(self):
-        return [buffer for _, buffer in self.named_buffers()]
+    def named_buffers(self, prefix="", recurse=True):
+        return self._named_members("_buffers", prefix, recurse)
+
+    def buffers(self, recurse=True):
+        return [buffer for _, buffer in self.named_buffers(recurse=recurse)]
 
     def num_parameters(self):
-        """How many numbers the model learns."""
-        return sum(p.size for p in self.parameters())
+        """How many numbers the model learns (shared parameters counted once)."""
+        return sum(param.size for param in self.parameters())
 
     # ---- modes and gradients
     def train(self, mode=True):
+        """Set training mode on this module and every submodule; returns self."""
         for module in self.modules():
-            object.__setattr__(module, "training", mode)
+            object.__setattr__(module, "training", bool(mode))
         return self
 
     def eval(self):
+        """Evaluation mode (dropout off): train(False)."""
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
+        """Forget every parameter's gradient (or fill it with zeros when set_to_none=False)."""
         for param in self.parameters():
-            param.grad = None
+            if set_to_none or param.grad is None:
+                param.grad = None
+            else:
+                param.grad.data[...] = 0
 
     def requires_grad_(self, flag=True):
         for param in self.parameters():
@@ -130,27 +205,40 @@ class Module:
         return self
 
     def apply(self, fn):
-        for module in list(self.modules())[::-1]:
-            fn(module)
+        """Call fn on every submodule, children before parents, then on self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
         return self
 
     # ---- devices and dtypes
     def to(self, device=None, dtype=None):
-        """Move (and/or cast) every parameter and buffer in place; returns self."""
+        """Move and/or cast every parameter and buffer (and gradient) in place; returns self.
+
+        module.to("cuda"), module.to("cpu"), module.to(dtype="float64"), or, as in
+        PyTorch, module.to("float64"). Only floating-point tensors change dtype.
+        The Parameter objects stay the same, so an optimizer made before keeps working.
+        """
+        if dtype is None and device is not None and not str(device).lower().startswith(backend.DEVICES):
+            device, dtype = None, device                         # module.to("float64")
         device = backend.check_device(device) if device is not None else None
+        dtype = backend.as_dtype(dtype)
+
+        def convert(array):
+            if device is not None:
+                array = backend.to_device(array, device)
+            if dtype is not None and array.dtype.kind == "f":
+                array = array.astype(dtype, copy=False)
+            return array
+
         for module in self.modules():
             for table in (module._parameters, module._buffers):
-                for name, tensor in table.items():
+                for tensor in table.values():
                     if tensor is None:
                         continue
-                    data = tensor.data
-                    if device is not None:
-                        data = backend.to_device(data, device)
-                    if dtype is not None and data.dtype.kind == "f":
-                        data = data.astype(dtype)
-                    tensor.data = data
+                    tensor.data = convert(tensor.data)
                     if tensor.grad is not None:
-                        tensor.grad = None
+                        tensor.grad.data = convert(tensor.grad.data)
         return self
 
     def cuda(self):
@@ -159,75 +247,112 @@ class Module:
     def cpu(self):
         return self.to("cpu")
 
+    def double(self):
+        return self.to(dtype="float64")
+
+    def float(self):
+        return self.to(dtype="float32")
+
     # ---- saving and loading
-    def state_dict(self):
-        """name -> Tensor for every parameter and buffer (the tensors themselves, not copies)."""
-        state = OrderedDict()
-        for prefix, module in self.named_modules():
-            for table in (module._parameters, module._buffers):
-                for name, tensor in table.items():
-                    if tensor is not None:
-                        state[f"{prefix}.{name}" if prefix else name] = tensor
-        return state
+    def state_dict(self, prefix=""):
+        """name -> Tensor for every parameter and persistent buffer.
+
+        The Tensors are detached and share memory with the module (as in PyTorch),
+        so save them before training on: mg.save(model.state_dict(), path).
+        A parameter shared by two modules appears under both names.
+        """
+        return OrderedDict((name, Tensor(tensor.data)) for name, tensor in self._state_targets(prefix).items())
+
+    def _state_targets(self, prefix=""):
+        """name -> the live Parameter or buffer that state_dict() names so."""
+        targets = OrderedDict()
+        for module_prefix, module in self.named_modules(prefix):
+            for name, param in module._parameters.items():
+                if param is not None:
+                    targets[_join(module_prefix, name)] = param
+            for name, buffer in module._buffers.items():
+                if buffer is not None and name not in module._non_persistent:
+                    targets[_join(module_prefix, name)] = buffer
+        return targets
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy values into the parameters and buffers of the same names.
+        """Copy values into the parameters and buffers of the same names, in place.
 
-        Values may be Tensors or arrays. With strict=True, missing keys, unexpected
-        keys and shape mismatches raise one error that lists them all by name;
-        with strict=False they are returned as (missing, unexpected) and matching
-        keys are still loaded (shape mismatches always raise).
+        Values may be Tensors or arrays on any device; they are copied to each
+        target's device and cast to its dtype. With strict=True, missing keys,
+        unexpected keys and shape mismatches raise one RuntimeError that names them
+        all; with strict=False the matching keys are loaded and
+        IncompatibleKeys(missing_keys, unexpected_keys) is returned (a shape
+        mismatch still raises, as in PyTorch). Nothing is copied if anything raises.
         """
-        own = self.state_dict()
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
-        mismatched = []
-        for key, target in own.items():
-            if key in state_dict:
-                value = state_dict[key]
-                shape = tuple(value.shape)
-                if shape != target.shape:
-                    mismatched.append(f"{key}: checkpoint {shape} vs model {target.shape}")
+        targets = self._state_targets()
+        missing = [key for key in targets if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in targets]
+        values, mismatched = {}, []
+        for key, target in targets.items():
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            data = backend.to_device(value.data if isinstance(value, Tensor) else value, target.device)
+            if tuple(data.shape) != target.shape:
+                mismatched.append(f"size mismatch for {key}: checkpoint has shape {tuple(data.shape)}, "
+                                  f"the model has {target.shape}")
+            values[key] = data
         problems = []
         if strict and missing:
-            problems.append("missing keys: " + ", ".join(missing))
+            problems.append("missing keys: " + ", ".join(repr(key) for key in missing))
         if strict and unexpected:
-            problems.append("unexpected keys: " + ", ".join(unexpected))
-        if mismatched:
-            problems.append("shape mismatches: " + "; ".join(mismatched))
+            problems.append("unexpected keys: " + ", ".join(repr(key) for key in unexpected))
+        problems += mismatched
         if problems:
-            raise KeyError(f"load_state_dict into {type(self).__name__}: " + " | ".join(problems))
-        for key, target in own.items():
-            if key in state_dict:
-                value = state_dict[key]
-                data = value.data if isinstance(value, Tensor) else value
-                data = backend.to_device(data, target.device).astype(target.dtype, copy=True)
-                target.data = data
-        return missing, unexpected
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                               + "\n\t".join(problems))
+        for key, data in values.items():
+            targets[key].data[...] = data        # in place: views of the old state_dict stay live
+        return IncompatibleKeys(missing, unexpected)
 
     # ---- printing
     def extra_repr(self):
+        """The module's own settings, shown inside its parentheses in repr()."""
         return ""
 
     def __repr__(self):
-        lines = [f"({name}): " + repr(module).replace("\n", "\n  ") for name, module in self._modules.items()]
-        head = f"{type(self).__name__}({self.extra_repr()}"
+        """The tree as PyTorch prints it:
+            Sequential(
+              (0): Dense(n_in=2, n_out=3, bias=True)
+              (1): ReLU()
+            )"""
+        extra = self.extra_repr()
+        lines = extra.split("\n") if extra else []
+        lines += [f"({name}): " + repr(module).replace("\n", "\n  ") for name, module in self._modules.items()]
+        head = type(self).__name__ + "("
+        if not self._modules and len(lines) == 1:
+            return head + lines[0] + ")"
         if not lines:
             return head + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
 
 
 class Sequential(Module):
-    """Modules applied one after the other: y = m_n(...m_2(m_1(x)))."""
+    """Modules applied one after the other: y = m_n(...m_2(m_1(x))).
+
+    Sequential(m1, m2, ...) names them "0", "1", ...; Sequential(OrderedDict(name=m))
+    keeps the given names.
+    """
 
     def __init__(self, *modules):
         super().__init__()
-        for index, module in enumerate(modules):
-            setattr(self, str(index), module)
+        if len(modules) == 1 and isinstance(modules[0], (dict, OrderedDict)):
+            for name, module in modules[0].items():
+                self.add_module(name, module)
+        else:
+            for index, module in enumerate(modules):
+                self.add_module(str(index), module)
 
     def __getitem__(self, index):
-        modules = list(self._modules.values())
-        return Sequential(*modules[index]) if isinstance(index, slice) else modules[index]
+        if isinstance(index, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[index]))
+        return list(self._modules.values())[index]
 
     def __len__(self):
         return len(self._modules)
@@ -236,7 +361,7 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def append(self, module):
-        setattr(self, str(len(self)), module)
+        self.add_module(str(len(self)), module)
         return self
 
     def forward(self, x):
@@ -246,15 +371,15 @@ class Sequential(Module):
 
 
 class ModuleList(Module):
-    """A list of modules whose parameters are registered (named 0, 1, 2, ...)."""
+    """A list of modules whose parameters are registered (named "0", "1", "2", ...).
+    It has no forward: the owner decides how to call its entries."""
 
     def __init__(self, modules=()):
         super().__init__()
-        for module in modules:
-            self.append(module)
+        self.extend(modules)
 
     def append(self, module):
-        setattr(self, str(len(self._modules)), module)
+        self.add_module(str(len(self._modules)), module)
         return self
 
     def extend(self, modules):
@@ -262,9 +387,18 @@ class ModuleList(Module):
             self.append(module)
         return self
 
+    def _index(self, index):
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"ModuleList: index {index} out of range for length {len(self)}")
+        return str(index % len(self))
+
     def __getitem__(self, index):
-        modules = list(self._modules.values())
-        return ModuleList(modules[index]) if isinstance(index, slice) else modules[index]
+        if isinstance(index, slice):
+            return ModuleList(list(self._modules.values())[index])
+        return self._modules[self._index(index)]
+
+    def __setitem__(self, index, module):
+        self.add_module(self._index(index), module)    # an existing name keeps its place
 
     def __len__(self):
         return len(self._modules)

@@ -1,0 +1,402 @@
+"""Optimizers and learning-rate schedules.
+
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    for xb, yb in loader:
+        loss = F.cross_entropy(model(mg.tensor(xb)), yb)
+        opt.zero_grad()
+        loss.backward()
+        optim.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+Each optimizer follows PyTorch's update equations step for step (written in its
+docstring, with g = param.grad and t the step count). Updates change
+``param.data`` in place with the array module that holds it (numpy or cupy), so
+the Parameter objects a model holds stay the same and a step builds no graph.
+
+Parameters may be given as a list, or, as in PyTorch, as a list of dicts
+("param groups") that override the hyperparameters for some of them:
+
+    optim.SGD([{"params": model.body.parameters()},
+               {"params": model.head.parameters(), "lr": 1e-2}], lr=1e-3)
+
+state_dict() is flat, {name: Tensor}, so mg.save writes it as safetensors:
+    "state.<i>.<buffer>"          per-parameter state (i counts parameters over the groups)
+    "state.<i>.step"              that parameter's step count (0-d int64)
+    "param_groups.<g>.<setting>"  each group's hyperparameters (float64 / bool arrays)
+    "param_groups.<g>.params"     the indices i of the group's parameters
+"""
+import math
+
+from . import backend
+from .tensor import Tensor
+
+__all__ = ["Optimizer", "GD", "SGD", "Adam", "AdamW", "clip_grad_norm_",
+           "LRScheduler", "LambdaLR", "NoamScheduler", "WarmupCosine"]
+
+
+def _host_value(value):
+    """A Tensor, array or number as a host numpy array (for state_dict entries)."""
+    return backend.to_numpy(value.data if isinstance(value, Tensor) else value)
+
+
+def _host_array(value, dtype):
+    """A Python number, bool or tuple as a host array: mg.save needs arrays."""
+    return Tensor(backend.numpy.asarray(value, dtype=dtype))
+
+
+def _like(old, stored):
+    """A stored hyperparameter (an array from a checkpoint) as the Python type of `old`."""
+    array = _host_value(stored)
+    if isinstance(old, bool):
+        return bool(array)
+    if isinstance(old, tuple):
+        return tuple(float(v) for v in array.reshape(-1))
+    return float(array)
+
+
+class Optimizer:
+    """Base class: holds the param groups and per-parameter state.
+
+    Subclasses define update(param, grad, state, group), which changes param.data
+    in place; step() calls it for every parameter that has a gradient.
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.param_groups = []
+        self.state = {}                       # Parameter -> {"step": int, buffer name: array}
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty list of parameters")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        """Add {"params": [...], setting: value, ...}; missing settings take the defaults."""
+        group = dict(group)
+        params = group["params"]
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        for param in group["params"]:
+            if not isinstance(param, Tensor) or not param.requires_grad:
+                raise TypeError(f"{type(self).__name__}: can only optimize tensors that require grad, "
+                                f"got {type(param).__name__}")
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown settings {sorted(unknown)} in a param group; "
+                             f"known: {sorted(self.defaults)}")
+        known = {id(p) for other in self.param_groups for p in other["params"]}
+        if any(id(p) in known for p in group["params"]):
+            raise ValueError(f"{type(self).__name__}: a parameter appears in more than one param group")
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none=True):
+        """Forget every gradient (or zero it in place when set_to_none=False)."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                if set_to_none or param.grad is None:
+                    param.grad = None
+                else:
+                    param.grad.data[...] = 0
+
+    def step(self):
+        """One update of every parameter that has a gradient (the others are skipped)."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                state = self.state.setdefault(param, {"step": 0})
+                state["step"] += 1
+                self.update(param, param.grad.data, state, group)
+
+    def update(self, param, grad, state, group):
+        raise NotImplementedError
+
+    # ---- checkpoints
+    def state_dict(self):
+        """Flat {name: Tensor} (see the module docstring), ready for mg.save.
+        State buffers are the live arrays, not copies: save them before stepping on."""
+        flat, index = {}, 0
+        for g, group in enumerate(self.param_groups):
+            for key, value in group.items():
+                if key != "params":
+                    flat[f"param_groups.{g}.{key}"] = _host_array(
+                        value, bool if isinstance(value, bool) else "float64")
+            flat[f"param_groups.{g}.params"] = _host_array(
+                range(index, index + len(group["params"])), "int64")
+            for param in group["params"]:
+                for key, value in self.state.get(param, {}).items():
+                    flat[f"state.{index}.{key}"] = (_host_array(value, "int64") if key == "step"
+                                                    else Tensor(value))
+                index += 1
+        return flat
+
+    def load_state_dict(self, state_dict):
+        """Restore hyperparameters and per-parameter state saved by state_dict() (or read
+        back with mg.load). Buffers are copied onto each parameter's device and dtype.
+        The optimizer must have been made with the same groups of the same sizes."""
+        name = type(self).__name__
+        sizes = [len(group["params"]) for group in self.param_groups]
+        saved_sizes = [len(_host_value(state_dict[f"param_groups.{g}.params"]))
+                       if f"param_groups.{g}.params" in state_dict else None for g in range(len(sizes))]
+        if saved_sizes != sizes or f"param_groups.{len(sizes)}.params" in state_dict:
+            raise ValueError(f"{name}.load_state_dict: the checkpoint's param groups do not match this "
+                             f"optimizer's, which has groups of sizes {sizes}")
+        params = [param for group in self.param_groups for param in group["params"]]
+        new_state = {}
+        for key, value in state_dict.items():
+            parts = key.split(".", 2)
+            if len(parts) != 3 or parts[0] not in ("param_groups", "state") or not parts[1].isdigit():
+                raise KeyError(f"{name}.load_state_dict: unexpected key {key!r}")
+            kind, position, field = parts
+            if kind == "param_groups":
+                group = self.param_groups[int(position)]
+                if field != "params":
+                    if field not in group:
+                        raise KeyError(f"{name}.load_state_dict: unknown setting {key!r}")
+                    group[field] = _like(group[field], value)
+            elif kind == "state":
+                param = params[int(position)]
+                slot = new_state.setdefault(param, {})
+                if field == "step":
+                    slot[field] = int(_host_value(value))
+                else:
+                    data = backend.to_device(value.data if isinstance(value, Tensor) else value, param.device)
+                    if tuple(data.shape) != param.shape:
+                        raise ValueError(f"{name}.load_state_dict: {key} has shape {tuple(data.shape)}, "
+                                         f"its parameter {param.shape}")
+                    slot[field] = data.astype(param.dtype, copy=True)
+        self.state = new_state
+
+    def __repr__(self):
+        settings = ", ".join(f"{key}={value}" for key, value in self.param_groups[0].items() if key != "params")
+        return f"{type(self).__name__}({settings})"
+
+
+class GD(Optimizer):
+    """Plain (full-batch) gradient descent:  w <- w - lr * g."""
+
+    def __init__(self, params, lr):
+        super().__init__(params, dict(lr=lr))
+
+    def update(self, param, grad, state, group):
+        param.data -= group["lr"] * grad
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, as torch.optim.SGD:
+
+        g <- g + weight_decay * w                            (L2 penalty)
+        b <- g                               at t = 1,   with momentum != 0
+        b <- momentum * b + (1 - dampening) * g   at t > 1
+        g <- g + momentum * b  if nesterov,  else  g <- b
+        w <- w - lr * g
+    """
+
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0, dampening=0.0):
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov,
+                                      weight_decay=weight_decay, dampening=dampening))
+
+    def update(self, param, grad, state, group):
+        momentum = group["momentum"]
+        if group["weight_decay"]:
+            grad = grad + group["weight_decay"] * param.data
+        if momentum:
+            buffer = state.get("momentum_buffer")
+            if buffer is None:
+                buffer = state["momentum_buffer"] = grad.copy()
+            else:
+                buffer *= momentum
+                buffer += (1.0 - group["dampening"]) * grad
+            grad = grad + momentum * buffer if group["nesterov"] else buffer
+        param.data -= group["lr"] * grad
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba), as torch.optim.Adam:
+
+        g <- g + weight_decay * w                      (L2 penalty, coupled to the gradient)
+        m <- b1 * m + (1 - b1) * g                     first moment,  m = 0 at t = 0
+        v <- b2 * v + (1 - b2) * g^2                   second moment, v = 0 at t = 0
+        m_hat = m / (1 - b1^t),   v_hat = v / (1 - b2^t)   (bias correction)
+        w <- w - lr * m_hat / (sqrt(v_hat) + eps)
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def update(self, param, grad, state, group):
+        if group["weight_decay"]:
+            grad = grad + group["weight_decay"] * param.data
+        self.adam_step(param, grad, state, group)
+
+    @staticmethod
+    def adam_step(param, grad, state, group):
+        """The moment updates and the bias-corrected step (no weight decay)."""
+        xp = backend.get_array_module(param.data)
+        if "exp_avg" not in state:
+            state["exp_avg"] = xp.zeros_like(param.data)
+            state["exp_avg_sq"] = xp.zeros_like(param.data)
+        beta1, beta2 = group["betas"]
+        step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        m *= beta1
+        m += (1.0 - beta1) * grad
+        v *= beta2
+        v += (1.0 - beta2) * (grad * grad)
+        # lr * m_hat / (sqrt(v_hat) + eps), the corrections applied as scalars (torch's order)
+        step_size = group["lr"] / (1.0 - beta1 ** step)
+        denominator = xp.sqrt(v)
+        denominator /= math.sqrt(1.0 - beta2 ** step)
+        denominator += group["eps"]
+        param.data -= step_size * (m / denominator)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter), as torch.optim.AdamW:
+
+        w <- w - lr * weight_decay * w                 (decay first, not through g)
+        then the Adam update above with weight_decay = 0.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def update(self, param, grad, state, group):
+        if group["weight_decay"]:
+            param.data *= 1.0 - group["lr"] * group["weight_decay"]
+        self.adam_step(param, grad, state, group)
+
+
+def clip_grad_norm_(params, max_norm, norm_type=2.0):
+    """Scale all gradients together so that their joint norm is at most max_norm.
+
+        total = (sum over every element of every grad of |g|^p)^(1/p)   (p = norm_type, or inf: max |g|)
+        if total > max_norm:  g <- g * max_norm / (total + 1e-6)     for every g
+    Returns the total norm before clipping, as a Python float (PyTorch returns a
+    0-d tensor). Parameters without a gradient are skipped.
+    """
+    grads = [p.grad for p in ([params] if isinstance(params, Tensor) else params) if p.grad is not None]
+    if not grads:
+        return 0.0
+    per_device = {}                           # one host sync per device, not per parameter
+    for grad in grads:
+        xp = backend.get_array_module(grad.data)
+        if norm_type == math.inf:
+            part = xp.abs(grad.data).max()
+        elif norm_type == 2:
+            part = (grad.data * grad.data).sum()
+        else:
+            part = (xp.abs(grad.data) ** norm_type).sum()
+        previous = per_device.get(grad.device)
+        per_device[grad.device] = part if previous is None else (
+            xp.maximum(previous, part) if norm_type == math.inf else previous + part)
+    parts = [float(part) for part in per_device.values()]
+    total = max(parts) if norm_type == math.inf else sum(parts) ** (1.0 / norm_type)
+    coefficient = max_norm / (total + 1e-6)
+    if coefficient < 1.0:
+        for grad in grads:
+            # a new array rather than *=, in case backward handed one array to two places
+            grad.data = grad.data * grad.data.dtype.type(coefficient)
+    return total
+
+
+# --------------------------------------------------------------------------- schedules
+class LRScheduler:
+    """Base class: sets every param group's lr from the number of scheduler steps taken.
+
+    Call scheduler.step() after optimizer.step(). `last_step` counts those calls
+    (0 right after construction, when the lr for the first update is already set).
+    Subclasses define lr_at(last_step, base_lr).
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.last_step = 0
+        self._apply()
+
+    def lr_at(self, step, base_lr):
+        raise NotImplementedError
+
+    def _apply(self):
+        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = self.lr_at(self.last_step, base_lr)
+
+    def step(self):
+        self.last_step += 1
+        self._apply()
+
+    def get_last_lr(self):
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self):
+        """{"last_step": 0-d int64, "base_lrs": float64 (groups,)}: arrays, for mg.save."""
+        return {"last_step": _host_array(self.last_step, "int64"),
+                "base_lrs": _host_array(self.base_lrs, "float64")}
+
+    def load_state_dict(self, state_dict):
+        self.last_step = int(_host_value(state_dict["last_step"]))
+        self.base_lrs = [float(lr) for lr in _host_value(state_dict["base_lrs"]).reshape(-1)]
+        self._apply()
+
+
+class LambdaLR(LRScheduler):
+    """lr = base_lr * fn(last_step), as torch.optim.lr_scheduler.LambdaLR."""
+
+    def __init__(self, optimizer, fn):
+        self.fn = fn
+        super().__init__(optimizer)
+
+    def lr_at(self, step, base_lr):
+        return base_lr * self.fn(step)
+
+
+class NoamScheduler(LRScheduler):
+    """The warm-up schedule of "Attention Is All You Need" (section 5.3):
+
+        lr(s) = factor * d_model^-0.5 * min(s^-0.5, s * warmup^-1.5)
+
+    with s = last_step + 1 the number of the update about to be made (1, 2, ...):
+    a linear rise for `warmup` steps, then decay as 1/sqrt(s); the peak, at
+    s = warmup, is factor / sqrt(d_model * warmup). The optimizer's own lr is
+    overwritten (the paper uses Adam with betas (0.9, 0.98), eps 1e-9).
+    """
+
+    def __init__(self, optimizer, d_model, warmup, factor=1.0):
+        if warmup < 1:
+            raise ValueError(f"NoamScheduler: warmup must be at least 1, got {warmup}")
+        self.d_model, self.warmup, self.factor = d_model, warmup, factor
+        super().__init__(optimizer)
+
+    def lr_at(self, step, base_lr):
+        s = step + 1
+        return self.factor * self.d_model ** -0.5 * min(s ** -0.5, s * self.warmup ** -1.5)
+
+
+class WarmupCosine(LRScheduler):
+    """Linear warm-up, then cosine decay to min_lr, with s = last_step + 1 (1, 2, ...):
+
+        s <= warmup:              lr = base_lr * s / warmup
+        warmup < s <= total:      lr = min_lr + (base_lr - min_lr) * (1 + cos(pi * (s - warmup) / (total - warmup))) / 2
+        s > total_steps:          lr = min_lr
+    base_lr is the optimizer's lr when the scheduler is made.
+    """
+
+    def __init__(self, optimizer, warmup, total_steps, min_lr=0.0):
+        if not 0 <= warmup <= total_steps:
+            raise ValueError(f"WarmupCosine: need 0 <= warmup <= total_steps, got {warmup} and {total_steps}")
+        self.warmup, self.total_steps, self.min_lr = warmup, total_steps, min_lr
+        super().__init__(optimizer)
+
+    def lr_at(self, step, base_lr):
+        s = step + 1
+        if s <= self.warmup:
+            return base_lr * s / self.warmup
+        if s > self.total_steps:
+            return self.min_lr
+        progress = (s - self.warmup) / (self.total_steps - self.warmup)
+        return self.min_lr + (base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
