@@ -107,7 +107,12 @@ def numpy_bert(weights, config, ids, mask=None, types=None):
         context = context.transpose(0, 2, 1, 3).reshape(B, T, H)
         x = layer_norm(x + linear(context, p + "attention.output.dense"), p + "attention.output.LayerNorm")
         inner = linear(x, p + "intermediate.dense")
-        inner = 0.5 * inner * (1 + erf(inner / np.sqrt(2)))
+        if config["hidden_act"] == "gelu":
+            inner = 0.5 * inner * (1 + erf(inner / np.sqrt(2)))
+        elif config["hidden_act"] == "gelu_new":
+            inner = 0.5 * inner * (1 + np.tanh(np.sqrt(2 / np.pi) * (inner + 0.044715 * inner ** 3)))
+        else:
+            inner = np.maximum(inner, 0)
         x = layer_norm(x + linear(inner, p + "output.dense"), p + "output.LayerNorm")
     return x
 
@@ -181,6 +186,17 @@ def test_from_pretrained_matches_numpy_bert(tiny_dir, device):
     np.testing.assert_allclose(hidden, expected, atol=2e-5)
     # without a mask every token is real; without token types all are segment 0
     np.testing.assert_allclose(run(model, ids), numpy_bert(weights, TINY, ids), atol=2e-5)
+
+
+@pytest.mark.parametrize("hidden_act", ["gelu_new", "relu"])
+def test_hidden_act_from_the_config_is_used(tmp_path, hidden_act):
+    config = dict(TINY, hidden_act=hidden_act)
+    weights = hf_checkpoint(config)
+    model = BERT.from_pretrained(write_checkpoint(str(tmp_path / hidden_act), config, weights))
+    ids, mask, types = tiny_batch()
+    expected = numpy_bert(weights, config, ids, mask, types)
+    np.testing.assert_allclose(run(model, ids, mask, types), expected, atol=2e-5)
+    assert np.abs(expected - numpy_bert(weights, TINY, ids, mask, types)).max() > 1e-3
 
 
 def test_from_pretrained_transposes_linear_weights_only(tiny_dir):
@@ -274,6 +290,8 @@ def test_shapes_and_input_errors(tiny_dir):
         model(np.array([2, 5, 3]))
     with pytest.raises(ValueError, match=r"attention_mask has shape \(1, 2\)"):
         model(np.array([[2, 5, 3]]), np.array([[1, 1]]))
+    with pytest.raises(ValueError, match=r"token_type_ids has shape \(1, 2\)"):
+        model(np.array([[2, 5, 3]]), token_type_ids=np.array([[0, 1]]))
     with pytest.raises(TypeError, match="integers"):
         model(np.array([[2.0, 5.0]]))
 

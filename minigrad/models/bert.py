@@ -66,6 +66,13 @@ _ACTIVATIONS = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh",
                 "gelu_fast": "tanh", "relu": "relu"}
 
 
+def _activate(x, hidden_act):
+    """config.hidden_act applied to x: "gelu" is the exact x * Phi(x) (erf),
+    "gelu_new" and friends the tanh approximation."""
+    approximate = _ACTIVATIONS[hidden_act]
+    return F.relu(x) if approximate == "relu" else F.gelu(x, approximate)
+
+
 @dataclass
 class BertConfig:
     """The sizes of a BERT model; field names follow config.json.
@@ -183,11 +190,10 @@ class BertLayer(nn.Module):
         self.linear2 = nn.Dense(inner, hidden)
         self.dropout2 = nn.Dropout(config.hidden_dropout_prob)
         self.norm2 = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
-        self.activation = _ACTIVATIONS[config.hidden_act]
+        self.hidden_act = config.hidden_act
 
     def feed_forward(self, a):
-        inner = self.linear1(a)                                                  # (B, T, I)
-        inner = F.relu(inner) if self.activation == "relu" else F.gelu(inner, self.activation)
+        inner = _activate(self.linear1(a), self.hidden_act)                      # (B, T, I)
         return self.linear2(inner)                                               # (B, T, H)
 
     def forward(self, h, mask=None):
@@ -242,13 +248,14 @@ class BERT(nn.Module):
         input_ids = _ids_array(input_ids, device, "input_ids")
         if token_type_ids is not None:
             token_type_ids = _ids_array(token_type_ids, device, "token_type_ids")
-        mask = None
         if attention_mask is not None:
             attention_mask = _ids_array(attention_mask, device, "attention_mask")
-            for name, array in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
-                if array is not None and array.shape != input_ids.shape:
-                    raise ValueError(f"BERT: {name} has shape {tuple(array.shape)}, but input_ids "
-                                     f"has shape {tuple(input_ids.shape)}")
+        for name, array in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
+            if array is not None and array.shape != input_ids.shape:
+                raise ValueError(f"BERT: {name} has shape {tuple(array.shape)}, but input_ids "
+                                 f"has shape {tuple(input_ids.shape)}")
+        mask = None
+        if attention_mask is not None:
             mask = Tensor(self.extended_attention_mask(attention_mask))          # (B, 1, 1, T)
         h = self.embeddings(input_ids, token_type_ids)                           # (B, T, H)
         for layer in self.layers:
@@ -287,10 +294,11 @@ class BERT(nn.Module):
     def encode_sentences(self, tokenizer, texts, batch_size=32, max_length=None):
         """Sentence embeddings (N, H) of a list of texts: mean of the last hidden
         state over the real tokens, L2-normalised. Runs in no_grad; texts are
-        sorted by length and batched so that rows in a batch carry little padding."""
+        sorted by length (in characters) and batched, so that rows in a batch
+        carry little padding; the result is in the order of `texts`."""
         if isinstance(texts, str):
             texts = [texts]
-        order = sorted(range(len(texts)), key=lambda i: len(tokenizer.tokenize(texts[i])))
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         pieces = []
         for start in range(0, len(texts), batch_size):
             chosen = [texts[i] for i in order[start:start + batch_size]]
@@ -490,13 +498,11 @@ class BertMLMHead(nn.Module):
             config.vocab_size, dtype=word_embeddings.weight.dtype))
         # a plain attribute, not a submodule: the table is registered once, by the encoder
         object.__setattr__(self, "word_embeddings", word_embeddings)
-        self.activation = _ACTIVATIONS[config.hidden_act]
+        self.hidden_act = config.hidden_act
 
     def forward(self, hidden):
-        z = self.dense(hidden)
-        z = F.relu(z) if self.activation == "relu" else F.gelu(z, self.activation)
-        z = self.norm(z)
-        return z @ self.word_embeddings.weight.T + self.bias
+        z = self.norm(_activate(self.dense(hidden), self.hidden_act))           # (B, T, H)
+        return z @ self.word_embeddings.weight.T + self.bias                    # (B, T, V)
 
 
 class BertForMaskedLM(nn.Module):
