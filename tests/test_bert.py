@@ -609,11 +609,12 @@ def test_cosine_similarity_ranks_a_paraphrase_above_an_unrelated_sentence(real, 
         assert close > far + 0.2, (triple, close, far)
 
 
-def test_real_model_runs_on_the_cuda_path(model_dir, tokenizer, reference, device):
-    if device == "cpu":
-        pytest.skip("the cpu path is covered by the reference tests above")
+def test_real_model_runs_on_the_cuda_path(model_dir, tokenizer, reference):
+    """(The cpu path is the one the tests above take; "cuda" is tests/fake_cupy.py
+    unless MINIGRAD_TEST_REAL_CUDA=1.)"""
     document, arrays = reference
-    model = BERT.from_pretrained(model_dir, device=device)
+    model = BERT.from_pretrained(model_dir, device="cuda")
+    assert model.layers[5].linear2.weight.device == "cuda"
     sentence = document["sentences"][8]                  # a pair: token types matter
     batch = tokenizer(sentence["text"], sentence["text_pair"])
     hidden = run(model, batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
