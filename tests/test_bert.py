@@ -402,6 +402,7 @@ def test_encode_sentences_pools_each_text_and_keeps_the_order(tmp_path, tiny_dir
     texts = ["a b c d e", "a", "b c", "e d c"]
     embeddings = model.encode_sentences(tokenizer, texts, batch_size=3).numpy()
     assert embeddings.shape == (4, 8)
+    assert model.encode_sentences(tokenizer, []).shape == (0, 8)
     weights = hf_checkpoint(TINY)
     for row, text in enumerate(texts):
         ids = np.array([tokenizer.encode(text)])

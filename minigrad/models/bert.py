@@ -298,6 +298,9 @@ class BERT(nn.Module):
         carry little padding; the result is in the order of `texts`."""
         if isinstance(texts, str):
             texts = [texts]
+        if not texts:
+            return Tensor(backend.xp_for(self.embeddings.norm.weight.device).zeros(
+                (0, self.config.hidden_size), dtype=self.embeddings.norm.weight.dtype))
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         pieces = []
         for start in range(0, len(texts), batch_size):
