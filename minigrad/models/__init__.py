@@ -1,2 +1,3 @@
 from .bert_tokenizer import BertTokenizer
 from .bert import BERT, BertConfig, BertForMaskedLM, mean_pooling, normalize, sentence_embeddings, mask_tokens
+from .gpt import GPT
