@@ -214,10 +214,13 @@ class Tensor:
         for tensor, g in grads.leaves():
             if tensor.grad is not None:
                 tensor.grad = tensor.grad + g
+            elif not create_graph and (id(g.data) in given or getattr(g.data, "base", None) is not None):
+                # backward may hand one array to several leaves (x + y), or a view (a
+                # read-only broadcast, a reshape of another leaf's gradient); each .grad
+                # gets an array of its own, so an in-place update changes only that one
+                tensor.grad = wrap(g.data.copy())
             else:
-                # backward may hand one array to several leaves (x + y); each .grad
-                # gets its own, so an in-place update of one never changes another
-                tensor.grad = g if id(g.data) not in given else wrap(g.data.copy())
+                tensor.grad = g
             given.add(id(tensor.grad.data))
 
 

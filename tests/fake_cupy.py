@@ -113,6 +113,7 @@ class ndarray:
     real = property(lambda self: _wrap(self._array.real))
     imag = property(lambda self: _wrap(self._array.imag))
     device = property(lambda self: "fake-cuda:0")
+    base = property(lambda self: None if self._array.base is None else "a view of another device array")
 
     def __len__(self):
         return len(self._array)
