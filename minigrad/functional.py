@@ -114,7 +114,8 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     (PyTorch's definition), and with log p = log_softmax(logits)
         loss = -sum_c q_c log p_c = -(1 - e) log p_target - (e / C) sum_c log p_c
     Positions whose target is ignore_index contribute nothing, and "mean" divides by
-    the number of the other positions (as PyTorch does).
+    the number of the other positions (as PyTorch does; if all are ignored the mean
+    is 0, where PyTorch gives nan).
     dL/dlogits = softmax(logits) - q per position (times its weight in the reduction).
     """
     if not 0.0 <= label_smoothing <= 1.0:

@@ -136,38 +136,43 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         """Restore hyperparameters and per-parameter state saved by state_dict() (or read
         back with mg.load). Buffers are copied onto each parameter's device and dtype.
-        The optimizer must have been made with the same groups of the same sizes."""
+        The optimizer must have been made with the same groups of the same sizes.
+        Nothing changes if the checkpoint is rejected."""
         name = type(self).__name__
-        sizes = [len(group["params"]) for group in self.param_groups]
-        saved_sizes = [len(_host_value(state_dict[f"param_groups.{g}.params"]))
-                       if f"param_groups.{g}.params" in state_dict else None for g in range(len(sizes))]
-        if saved_sizes != sizes or f"param_groups.{len(sizes)}.params" in state_dict:
-            raise ValueError(f"{name}.load_state_dict: the checkpoint's param groups do not match this "
-                             f"optimizer's, which has groups of sizes {sizes}")
-        params = [param for group in self.param_groups for param in group["params"]]
-        new_state = {}
+        entries = []
         for key, value in state_dict.items():
             parts = key.split(".", 2)
             if len(parts) != 3 or parts[0] not in ("param_groups", "state") or not parts[1].isdigit():
                 raise KeyError(f"{name}.load_state_dict: unexpected key {key!r}")
-            kind, position, field = parts
-            if kind == "param_groups":
-                group = self.param_groups[int(position)]
-                if field != "params":
-                    if field not in group:
-                        raise KeyError(f"{name}.load_state_dict: unknown setting {key!r}")
-                    group[field] = _like(group[field], value)
+            entries.append((parts[0], int(parts[1]), parts[2], value))
+        sizes = [len(group["params"]) for group in self.param_groups]
+        saved_sizes = {position: len(_host_value(value)) for kind, position, field, value in entries
+                       if kind == "param_groups" and field == "params"}
+        if saved_sizes != dict(enumerate(sizes)):
+            raise ValueError(f"{name}.load_state_dict: the checkpoint's param groups (sizes "
+                             f"{[saved_sizes[g] for g in sorted(saved_sizes)]}) do not match this "
+                             f"optimizer's, which has groups of sizes {sizes}")
+        params = [param for group in self.param_groups for param in group["params"]]
+        settings, new_state = [{} for _ in self.param_groups], {}
+        for kind, position, field, value in entries:
+            if kind == "param_groups" and field != "params":
+                group = self.param_groups[position]
+                if field not in group:
+                    raise KeyError(f"{name}.load_state_dict: unknown setting {field!r} in param group {position}")
+                settings[position][field] = _like(group[field], value)
             elif kind == "state":
-                param = params[int(position)]
+                param = params[position]
                 slot = new_state.setdefault(param, {})
                 if field == "step":
                     slot[field] = int(_host_value(value))
-                else:
-                    data = backend.to_device(value.data if isinstance(value, Tensor) else value, param.device)
-                    if tuple(data.shape) != param.shape:
-                        raise ValueError(f"{name}.load_state_dict: {key} has shape {tuple(data.shape)}, "
-                                         f"its parameter {param.shape}")
-                    slot[field] = data.astype(param.dtype, copy=True)
+                    continue
+                data = backend.to_device(value.data if isinstance(value, Tensor) else value, param.device)
+                if tuple(data.shape) != param.shape:
+                    raise ValueError(f"{name}.load_state_dict: state.{position}.{field} has shape "
+                                     f"{tuple(data.shape)}, its parameter {param.shape}")
+                slot[field] = data.astype(param.dtype, copy=True)
+        for group, loaded in zip(self.param_groups, settings):
+            group.update(loaded)
         self.state = new_state
 
     def __repr__(self):
