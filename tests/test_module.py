@@ -80,6 +80,12 @@ def test_reassignment_keeps_order_and_type_errors_name_the_attribute():
     assert [name for name, _ in layer.named_parameters()] == ["weight"]
     del layer.weight
     assert layer.parameters() == [] and not hasattr(layer, "weight")
+    with pytest.raises(TypeError, match="register_parameter: 'w' must be an nn.Parameter"):
+        layer.register_parameter("w", mg.zeros(1))
+    with pytest.raises(TypeError, match="add_module: 'child' must be an nn.Module"):
+        layer.add_module("child", mg.zeros(1))
+    block.register_buffer("cache", mg.ones(5))             # re-registered as persistent
+    assert "cache" in block.state_dict()
 
 
 def test_super_init_must_come_first():
