@@ -112,6 +112,7 @@ def test_positional_encoding_adds_rows_from_the_offset():
     close(module(mg.tensor(x), offset=3), x + table[3:8], 1e-6)
     with pytest.raises(ValueError, match="max_len"):
         module(mg.tensor(x), offset=16)
+    assert mg.gradcheck(lambda x: module(x, offset=2), mg.tensor(x[:1, :3].astype(np.float64), requires_grad=True))
 
 
 # --------------------------------------------------------------------------- feed-forward
@@ -235,6 +236,7 @@ def test_transformer_forward_matches_numpy(norm_first, tie):
     assert not np.allclose(logits.numpy(), model(src, tgt, mask, tgt_mask=np.ones((3, 3), bool)).numpy())
     assert (model.encoder_norm is not None) == norm_first
     assert (model.out_proj is None) == tie
+    np.testing.assert_array_equal(model(src.tolist(), tgt.tolist(), mask).numpy(), logits.numpy())
 
 
 def test_later_target_tokens_do_not_change_earlier_logits():

@@ -224,6 +224,11 @@ class TransformerDecoderLayer(Module):
         return f"norm_first={self.norm_first}"
 
 
+def _ids(ids, device):
+    """Token ids (Tensor, array or nested list) as an integer array on `device`."""
+    return ids.data if isinstance(ids, Tensor) else backend.to_device(ids, device)
+
+
 def xavier_uniform_(weight):
     """Refill a (n_in, n_out) weight with U(-a, a), a = sqrt(6 / (n_in + n_out)) (Glorot and
     Bengio): forward activations and backward gradients keep about the same variance."""
@@ -302,7 +307,7 @@ class Transformer(Module):
         """memory (B, Ts, d_model) from source ids (B, Ts). If `residuals` is a list it
         receives h_0 (the embedded input) and then every sublayer's contribution; in the
         pre-LN form memory = encoder_norm(h_0 + h_1 + ... + h_2n)."""
-        x = self.embed(self.src_embed, src)
+        x = self.embed(self.src_embed, _ids(src, self.src_embed.weight.device))
         _record(residuals, x)
         for layer in self.encoder_layers:
             x = layer(x, mask=src_mask, residuals=residuals)
@@ -311,6 +316,7 @@ class Transformer(Module):
     def decode_hidden(self, tgt, memory, src_mask=None, tgt_mask=None, residuals=None, cache=None):
         """The decoder stack's output (B, Tt, d_model), before the output projection.
         cache: from new_cache(); tgt then holds only the positions not yet seen."""
+        tgt = _ids(tgt, self.tgt_embed.weight.device)
         offset = len(cache[0]["self_attn"]) if cache is not None else 0
         T = tgt.shape[-1]
         if tgt_mask is None and (cache is None or T > 1):
@@ -351,7 +357,7 @@ class Transformer(Module):
         work; use_cache=False recomputes the whole prefix each step (same result).
         """
         xp = backend.xp_for(self.tgt_embed.weight.device)
-        src = src.data if isinstance(src, Tensor) else backend.to_device(src, self.tgt_embed.weight.device)
+        src = _ids(src, self.src_embed.weight.device)
         was_training = self.training
         self.eval()
         try:
