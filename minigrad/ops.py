@@ -69,7 +69,8 @@ class Add(Function):
 
     def backward(self, g):
         a, b = self.inputs
-        return sum_to(g, a.shape), sum_to(g, b.shape)
+        return (sum_to(g, a.shape) if a.requires_grad else None,
+                sum_to(g, b.shape) if b.requires_grad else None)
 
 
 class Sub(Function):
@@ -80,7 +81,8 @@ class Sub(Function):
 
     def backward(self, g):
         a, b = self.inputs
-        return sum_to(g, a.shape), sum_to(-g, b.shape)
+        return (sum_to(g, a.shape) if a.requires_grad else None,
+                sum_to(-g, b.shape) if b.requires_grad else None)
 
 
 class Mul(Function):

@@ -85,6 +85,14 @@ class Tensor:
     __array_priority__ = 1000   # numpy_array * tensor -> Tensor.__rmul__, not numpy's loop
     __array_ufunc__ = None      # numpy ufuncs and operators defer to the Tensor's own
 
+    # Defaults shared by every tensor until it sets its own: an op's result is made
+    # by assigning .data alone (see wrap), which keeps small ops cheap.
+    grad = None             # dL/d(self), filled in by backward
+    _creator = None         # the Function that produced this tensor, if recorded
+    generation = 0          # 1 + the creator's generation: orders the backward walk
+    name = None             # a label for mg.viz.to_dot
+    requires_grad = False
+
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
         if isinstance(data, Tensor):
             data = data.data
@@ -103,11 +111,6 @@ class Tensor:
         if dtype is not None:
             array = array.astype(backend.as_dtype(dtype), copy=False)
         self.data = array
-        self.grad = None
-        self._creator = None
-        self.generation = 0
-        self.name = None
-        self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -118,7 +121,7 @@ class Tensor:
         return self
 
     # ---- facts about the array
-    shape = property(lambda self: tuple(self.data.shape))
+    shape = property(lambda self: self.data.shape)
     ndim = property(lambda self: self.data.ndim)
     dtype = property(lambda self: self.data.dtype)
     size = property(lambda self: int(self.data.size))
@@ -211,7 +214,9 @@ class Tensor:
         grads = run_backward([self], [grad], create_graph=create_graph,
                              retain_graph=create_graph if retain_graph is None else retain_graph)
         given = set()
-        for tensor, g in grads.leaves():
+        for tensor, g in grads.values():
+            if not tensor.is_leaf:
+                continue
             if tensor.grad is not None:
                 tensor.grad = tensor.grad + g
             elif not create_graph and (id(g.data) in given or getattr(g.data, "base", None) is not None):
@@ -243,13 +248,17 @@ def _initial_grad(output, grad):
 def wrap(array, requires_grad=False):
     """A Tensor around `array` exactly as it is: no copy, no cast, on the array's own
     device. Ops wrap their results with it (the fast path of Tensor(...))."""
-    if type(array) is not backend.numpy.ndarray and not backend.is_array(array):
+    if type(array) is not _ndarray and not backend.is_array(array):
         array = backend.numpy.asarray(array)       # numpy scalars from reductions -> 0-d arrays
-    t = Tensor.__new__(Tensor)
-    t.data, t.grad, t._creator, t.generation, t.name, t.requires_grad = array, None, None, 0, None, False
+    t = _new_tensor(Tensor)
+    t.data = array
     if requires_grad:
         t.requires_grad_(True)
     return t
+
+
+_ndarray = backend.numpy.ndarray
+_new_tensor = object.__new__
 
 
 def as_tensor(value, like=None):
@@ -279,23 +288,25 @@ class Function:
     generation = 0
 
     def __call__(self, *inputs):
-        # This runs for every op, so it is kept lean: the common case (all inputs
-        # Tensors on one device) takes no detours.
-        like = next((x for x in inputs if isinstance(x, Tensor)), None)
+        # This runs for every op, so the common case (all inputs Tensors on one
+        # device) is kept free of detours; profile before adding to it.
+        like = None
+        for x in inputs:
+            if isinstance(x, Tensor):
+                like = x
+                break
         inputs = [x if isinstance(x, Tensor) else as_tensor(x, like) for x in inputs]
-        if len(inputs) > 1 and len({type(x.data) for x in inputs}) > 1:
+        arrays = [x.data for x in inputs]
+        if len(arrays) > 1 and any(type(a) is not type(arrays[0]) for a in arrays):
             _check_same_device(type(self).__name__, inputs)
-        output = wrap(self.forward(*[x.data for x in inputs]))
-        if _GradMode.enabled and output.data.dtype.kind in "fc":
-            for x in inputs:
-                if x.requires_grad:
-                    output.requires_grad = True
-                    output._creator = self
-                    self.generation = max(x.generation for x in inputs)
-                    output.generation = self.generation + 1
-                    self.inputs = inputs
-                    self._output = weakref.ref(output)
-                    break
+        output = wrap(self.forward(*arrays))
+        if _GradMode.enabled and any(x.requires_grad for x in inputs) and output.data.dtype.kind in "fc":
+            output.requires_grad = True
+            output._creator = self
+            self.generation = max(x.generation for x in inputs)
+            output.generation = self.generation + 1
+            self.inputs = inputs
+            self._output = weakref.ref(output)
         return output
 
     @property
@@ -322,42 +333,28 @@ def _check_same_device(name, inputs):
 
 
 # --------------------------------------------------------------------------- backward pass
-class _Gradients:
-    """Gradients found by one backward pass, keyed by tensor identity."""
+def run_backward(outputs, grad_outputs, create_graph=False, retain_graph=False, keep=()):
+    """Propagate grad_outputs back through the graph.
 
-    def __init__(self):
-        self.by_id = {}
-        self.tensors = {}
-
-    def add(self, tensor, grad):
-        key = id(tensor)
-        if key in self.by_id:
-            self.by_id[key] = self.by_id[key] + grad
-        else:
-            self.by_id[key] = grad
-            self.tensors[key] = tensor
-
-    def get(self, tensor):
-        return self.by_id.get(id(tensor))
-
-    def leaves(self):
-        for key, tensor in self.tensors.items():
-            if tensor.is_leaf and tensor.requires_grad:
-                yield tensor, self.by_id[key]
-
-
-def run_backward(outputs, grad_outputs, create_graph=False, retain_graph=False):
-    """Propagate grad_outputs back through the graph; return every gradient found.
-
-    Functions are taken from a max-heap on generation: a function runs only after
-    every function that uses its output (all of which have a larger generation)
-    has run, so its output gradient is complete.
+    Returns {id(tensor): [tensor, gradient]} for every leaf that requires grad and
+    for every tensor in `keep`. Functions are taken from a max-heap on generation:
+    a function runs only after every function that uses its output (all of which
+    have a larger generation) has run, so its output gradient is complete. That
+    gradient is then dropped (unless kept), and without retain_graph the function
+    forgets its inputs at once, so memory holds only what is still needed.
     """
-    grads = _Gradients()
-    heap, seen, done = [], set(), []
-    counter = itertools.count()   # tie-breaker so the heap never compares Functions
+    keep = {id(t) for t in keep}
+    grads = {}                   # id(tensor) -> [tensor, its gradient so far]
+    heap, seen = [], set()
+    counter = itertools.count()  # tie-breaker so the heap never compares Functions
 
-    def push(function):
+    def add(tensor, grad):
+        entry = grads.get(id(tensor))
+        if entry is not None:
+            entry[1] = entry[1] + grad
+            return
+        grads[id(tensor)] = [tensor, grad]
+        function = tensor._creator
         if function is not None and id(function) not in seen:
             if function.inputs is None:
                 raise RuntimeError(
@@ -367,25 +364,22 @@ def run_backward(outputs, grad_outputs, create_graph=False, retain_graph=False):
             heapq.heappush(heap, (-function.generation, next(counter), function))
 
     for output, grad in zip(outputs, grad_outputs):
-        grads.add(output, grad)
-        push(output._creator)
+        add(output, grad)
 
     with _SetGradEnabled(create_graph):
         while heap:
             function = heapq.heappop(heap)[2]
-            grad_output = grads.get(function.output)
+            key = id(function.output)
+            # holding `output` keeps it alive for backward (its users may be freed already)
+            output, grad_output = grads[key] if key in keep else grads.pop(key)
             input_grads = function.backward(grad_output)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             for tensor, grad in zip(function.inputs, input_grads):
-                if grad is None or not tensor.requires_grad:
-                    continue
-                grads.add(tensor, grad)
-                push(tensor._creator)
-            done.append(function)
-    if not retain_graph:
-        for function in done:
-            function.release()
+                if grad is not None and tensor.requires_grad:
+                    add(tensor, grad)
+            if not retain_graph:
+                function.release()
     return grads
 
 
@@ -403,12 +397,13 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
         if not output.requires_grad:
             raise RuntimeError("grad(): an output does not require grad and has no graph")
     seeds = [_initial_grad(o, g) for o, g in zip(outputs, grad_outputs)]
-    found = run_backward(outputs, seeds, create_graph=create_graph,
+    found = run_backward(outputs, seeds, create_graph=create_graph, keep=inputs,
                          retain_graph=create_graph if retain_graph is None else retain_graph)
     result = []
     for tensor in inputs:
-        g = found.get(tensor)
-        result.append(g if g is not None else wrap(backend.get_array_module(tensor.data).zeros_like(tensor.data)))
+        entry = found.get(id(tensor))
+        result.append(entry[1] if entry is not None
+                      else wrap(backend.get_array_module(tensor.data).zeros_like(tensor.data)))
     return result
 
 
