@@ -8,3 +8,5 @@ from .layers import (Neuron, Dense, Linear, MLP, ReLU, GELU, Tanh, Sigmoid, Laye
 from .attention import MultiHeadAttention, KVCache, causal_mask, padding_mask
 from .transformer import (PositionalEncoding, FeedForward, TransformerEncoderLayer, TransformerDecoderLayer,
                           Transformer)
+from .conv import (Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, GlobalAvgPool2d, BatchNorm2d,
+                   Flatten)
