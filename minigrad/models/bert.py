@@ -193,8 +193,11 @@ class BertLayer(nn.Module):
         self.hidden_act = config.hidden_act
 
     def feed_forward(self, a):
-        inner = _activate(self.linear1(a), self.hidden_act)                      # (B, T, I)
-        return self.linear2(inner)                                               # (B, T, H)
+        """linear2(act(linear1(a))), computed on a flattened to (B*T, H): numpy's
+        matmul runs (B, T, H) @ (H, I) as B small products (see nn.attention.position_wise)."""
+        flat = a.reshape(-1, a.shape[-1])                                        # (B*T, H)
+        inner = _activate(self.linear1(flat), self.hidden_act)                   # (B*T, I)
+        return self.linear2(inner).reshape(*a.shape)                             # (B, T, H)
 
     def forward(self, h, mask=None):
         a = self.norm1(h + self.dropout1(self.self_attn(h, mask=mask)))
@@ -504,8 +507,10 @@ class BertMLMHead(nn.Module):
         self.hidden_act = config.hidden_act
 
     def forward(self, hidden):
-        z = self.norm(_activate(self.dense(hidden), self.hidden_act))           # (B, T, H)
-        return z @ self.word_embeddings.weight.T + self.bias                    # (B, T, V)
+        flat = hidden.reshape(-1, hidden.shape[-1])                             # (B*T, H): one matmul
+        z = self.norm(_activate(self.dense(flat), self.hidden_act))
+        logits = z @ self.word_embeddings.weight.T + self.bias                  # (B*T, V)
+        return logits.reshape(*hidden.shape[:-1], logits.shape[-1])             # (B, T, V)
 
 
 class BertForMaskedLM(nn.Module):
