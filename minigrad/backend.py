@@ -101,6 +101,13 @@ def get_default_device():
     return _default_device
 
 
+def synchronize(device="cuda"):
+    """Wait until the GPU has finished its queued work (GPU calls return before the
+    work is done, so timings must wait for it); nothing to do on the cpu."""
+    if check_device(device) == "cuda":
+        _load_cuda().cuda.Device().synchronize()
+
+
 # --------------------------------------------------------------------------- arrays
 def xp_for(device):
     """The array module (numpy or cupy) for a device name."""

@@ -13,7 +13,7 @@ Everything else (mean, var, softmax via exp/sum, attention, losses) is composed
 from these, except a few composites fused for speed in ``fused.py``.
 """
 from . import backend
-from .tensor import Function, Tensor, as_tensor
+from .tensor import Function, Tensor, as_tensor, wrap
 
 xp_of = backend.get_array_module
 
@@ -209,7 +209,7 @@ class Abs(Function):
 
     def backward(self, g):
         x = self.inputs[0]
-        return g * Tensor(xp_of(x.data).sign(x.data))
+        return g * wrap(xp_of(x.data).sign(x.data))
 
 
 class Tanh(Function):
@@ -243,7 +243,7 @@ class Relu(Function):
 
     def backward(self, g):
         x = self.inputs[0]
-        return g * Tensor(x.data > 0)
+        return g * wrap(x.data > 0)
 
 
 class Erf(Function):
@@ -273,7 +273,7 @@ class Clip(Function):
             inside &= x >= self.lo
         if self.hi is not None:
             inside &= x <= self.hi
-        return g * Tensor(inside)
+        return g * wrap(inside)
 
 
 class Where(Function):
@@ -288,7 +288,7 @@ class Where(Function):
 
     def backward(self, g):
         a, b = self.inputs
-        zero = Tensor(xp_of(g.data).zeros((), dtype=g.dtype))
+        zero = wrap(xp_of(g.data).zeros((), dtype=g.dtype))
         grad_a = sum_to(Where(self.cond)(g, zero), a.shape) if a.requires_grad else None
         grad_b = sum_to(Where(self.cond)(zero, g), b.shape) if b.requires_grad else None
         return grad_a, grad_b
@@ -366,7 +366,7 @@ class Max(Function):
         hit = x.data == y.data
         hit = hit / hit.sum(axis=self.axis, keepdims=True)
         g = _expand_reduced(g, x.shape, self.axis, self.keepdims)
-        return broadcast_to(g, x.shape) * Tensor(hit.astype(x.dtype, copy=False))
+        return broadcast_to(g, x.shape) * wrap(hit.astype(x.dtype, copy=False))
 
 
 # --------------------------------------------------------------------------- shapes

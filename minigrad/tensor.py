@@ -76,10 +76,11 @@ class Tensor:
 
     data: a number, nested list, numpy/cupy array or Tensor. Python floats become
     float32 (as in PyTorch); numpy arrays keep their dtype.
-    device: where the data goes; by default a cupy array stays on "cuda" and
-    everything else goes to the default device (mg.set_default_device), as in
-    PyTorch. The data is shared, not copied, when it is already there.
-    Ops build their results with `wrap(array)` instead, which never moves data.
+    device: where the data goes. By default an array stays where it is (numpy on
+    "cpu", cupy on "cuda"), like torch.as_tensor, and numbers and lists go to the
+    default device (mg.set_default_device). mg.tensor(...) differs in one way: it
+    sends numpy arrays to the default device too, like torch.tensor. The data is
+    shared, not copied, when it is already on its device.
     """
 
     __array_priority__ = 1000   # numpy_array * tensor -> Tensor.__rmul__, not numpy's loop
@@ -97,7 +98,7 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         if device is None:
-            device = "cuda" if backend.device_of(data) == "cuda" else backend.get_default_device()
+            device = backend.device_of(data) if backend.is_array(data) else backend.get_default_device()
         else:
             device = backend.check_device(device)
         if backend.is_array(data):
@@ -297,10 +298,14 @@ class Function:
                 break
         inputs = [x if isinstance(x, Tensor) else as_tensor(x, like) for x in inputs]
         arrays = [x.data for x in inputs]
-        if len(arrays) > 1 and any(type(a) is not type(arrays[0]) for a in arrays):
-            _check_same_device(type(self).__name__, inputs)
+        record = False
+        for x in inputs:
+            if type(x.data) is not type(arrays[0]):     # numpy next to cupy: say which is where
+                _check_same_device(type(self).__name__, inputs)
+            if x.requires_grad:
+                record = _GradMode.enabled
         output = wrap(self.forward(*arrays))
-        if _GradMode.enabled and any(x.requires_grad for x in inputs) and output.data.dtype.kind in "fc":
+        if record and output.data.dtype.kind in "fc":
             output.requires_grad = True
             output._creator = self
             self.generation = max(x.generation for x in inputs)
@@ -409,7 +414,12 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
 
 # --------------------------------------------------------------------------- making tensors
 def tensor(data, requires_grad=False, dtype=None, device=None):
-    """A new Tensor from data (see Tensor)."""
+    """A new Tensor from data on `device`, by default the default device
+    (mg.set_default_device), numpy arrays included, as torch.tensor does; cupy
+    data stays on "cuda". See Tensor for the dtype rules."""
+    if device is None:
+        array = data.data if isinstance(data, Tensor) else data
+        device = "cuda" if backend.device_of(array) == "cuda" else backend.get_default_device()
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
 
 

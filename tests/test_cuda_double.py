@@ -125,6 +125,9 @@ def test_set_default_device_decides_where_new_tensors_go(restore_default_device)
         assert t.device == "cuda"
     assert mg.tensor([1.0], device="cpu").device == "cpu"
     assert mg.zeros(2, device="cpu").device == "cpu"
+    # the class wraps an array where it lives (torch.as_tensor); mg.tensor copies it over
+    assert mg.Tensor(np.ones(2)).device == "cpu"
+    assert mg.Tensor(mg.zeros(2).data).device == "cuda"
     cpu_tensor = mg.tensor([1.0, 2.0], device="cpu", requires_grad=True)
     out = (cpu_tensor * 2.0).sum()                  # ops stay on their inputs' device
     out.backward()
@@ -132,6 +135,19 @@ def test_set_default_device_decides_where_new_tensors_go(restore_default_device)
     assert cpu_tensor.detach().device == "cpu"
     mg.set_default_device("cpu")
     assert mg.zeros(2).device == "cpu"
+
+
+def test_cpu_tensors_keep_working_while_the_default_device_is_cuda(restore_default_device):
+    import minigrad.functional as F
+    x = mg.tensor(np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]]), device="cpu", requires_grad=True)
+    mg.set_default_device("cuda")
+    parts = [x.relu(), x.abs(), x.clip(-0.5, 0.5), mg.where(x > 0, x, 0.0), x.max(axis=1, keepdims=True),
+             F.softmax(x), F.log_softmax(x), F.layer_norm(x), F.gelu(x), x[[0, 0]].sum(axis=0, keepdims=True),
+             x.masked_fill(x < 0, 1.0), mg.concatenate([x, x], axis=0)[:2], x.var(axis=0, keepdims=True)]
+    loss = sum((p * p).sum() for p in parts)
+    loss.backward()
+    assert loss.device == "cpu" and x.grad.device == "cpu"
+    assert mg.gradcheck(lambda t: F.layer_norm(t).tanh() * t.abs(), [x])
 
 
 def test_minigrad_device_environment_variable_sets_the_default(monkeypatch, restore_default_device):
