@@ -51,6 +51,17 @@ def test_truth_value_of_a_multi_element_tensor_is_an_error(device):
         bool(mg.tensor([1.0, 2.0]) == mg.tensor([1.0, 3.0]))
 
 
+def test_iterating_gives_the_rows_and_keeps_the_graph(device):
+    x = mg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    rows = list(x)
+    assert len(rows) == 2 and rows[1].shape == (2,)
+    np.testing.assert_array_equal(rows[1].numpy(), [3.0, 4.0])
+    (rows[0] * 2 + rows[1]).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[2.0, 2.0], [1.0, 1.0]])
+    with pytest.raises(TypeError, match="0-d"):
+        list(mg.tensor(1.0))
+
+
 def test_only_float_tensors_can_require_grad(device):
     with pytest.raises(TypeError, match="floating-point"):
         mg.tensor([1, 2], requires_grad=True)
