@@ -176,7 +176,7 @@ bias = mg.randn(2, dtype="float64", requires_grad=True)     # broadcast over the
 
 
 def small_layer(X, W, bias):
-    """sum of softmax-free pieces: (tanh(X W + bias))^2 averaged, a tensor -> scalar."""
+    """mean((tanh(X W + bias))^2): a matmul, a broadcast add, tanh, a power and a mean."""
     return ((X @ W + bias).tanh() ** 2).mean()
 
 

@@ -117,7 +117,7 @@ for step in range(steps):
     optimizer.zero_grad()
     loss.backward()
     optim.clip_grad_norm_(model.parameters(), 1.0)       # a safety belt against a rare huge step
-    rates.append(optimizer.param_groups[0]["lr"])
+    rates.append(scheduler.get_last_lr()[0])                # the rate this step uses
     optimizer.step()
     scheduler.step()
     losses.append(loss.item())

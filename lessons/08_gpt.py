@@ -83,8 +83,11 @@ print("Position t is trained to predict y[t] from x[0..t]: one window gives "
 section("3. The model")
 mg.manual_seed(0)
 model = GPT(tokenizer.vocab_size, block_size, n_layer, n_head, d_model, dropout=0.0)
-print(model)
-print(f"{model.num_parameters():,} parameters")
+print(model.extra_repr())
+for name, child in model.named_children():
+    print(f"  {name:8s} {child.num_parameters():9,d} parameters  {type(child).__name__}")
+print(f"{model.num_parameters():,} parameters in all (the output layer is tok_emb, reused). One block:")
+print(model.blocks[0])
 logits = model(x)                                             # (2, block_size, vocab)
 loss = F.cross_entropy(logits, y)
 print(f"logits {logits.shape}; loss before training {loss.item():.3f} "
