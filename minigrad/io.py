@@ -291,5 +291,8 @@ def load_arrays(path):
 
 def load(path):
     """Read a safetensors file into {name: minigrad Tensor} (on the default device); never unpickles."""
-    from .tensor import tensor
-    return {name: tensor(array) for name, array in load_arrays(path).items()}
+    from .backend import get_default_device
+    from .tensor import Tensor
+    device = get_default_device()
+    # the arrays are fresh copies already, so Tensor (no copy) rather than mg.tensor
+    return {name: Tensor(array, device=device) for name, array in load_arrays(path).items()}

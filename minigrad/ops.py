@@ -157,6 +157,10 @@ def matmul(a, b):
     a, b = as_tensor(a, b if isinstance(b, Tensor) else None), as_tensor(b, a if isinstance(a, Tensor) else None)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: needs at least 1-D operands, got shapes {a.shape} and {b.shape}")
+    if a.ndim > 2 and b.ndim == 2 and a.shape[-1] == b.shape[0]:
+        # (..., k) @ (k, m) as one 2-D product: one big BLAS call instead of one per
+        # batch row, and dL/db = a^T g without building a (batch, k, m) array to sum
+        return MatMul()(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[1],))
     squeeze_left, squeeze_right = a.ndim == 1, b.ndim == 1
     if squeeze_left:
         a = a.reshape(1, -1)

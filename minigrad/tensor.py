@@ -419,13 +419,17 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
 
 # --------------------------------------------------------------------------- making tensors
 def tensor(data, requires_grad=False, dtype=None, device=None):
-    """A new Tensor from data on `device`, by default the default device
-    (mg.set_default_device), numpy arrays included, as torch.tensor does; cupy
-    data stays on "cuda". See Tensor for the dtype rules."""
+    """A new Tensor holding a copy of data, on `device`: by default the default
+    device (mg.set_default_device), numpy arrays included, as torch.tensor does;
+    cupy data stays on "cuda". See Tensor for the dtype rules. Tensor(array) is
+    the no-copy form (like torch.as_tensor)."""
+    array = data.data if isinstance(data, Tensor) else data
     if device is None:
-        array = data.data if isinstance(data, Tensor) else data
         device = "cuda" if backend.device_of(array) == "cuda" else backend.get_default_device()
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+    result = Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+    if result.data is array:
+        result.data = array.copy()     # like torch.tensor: never share memory with the source
+    return result
 
 
 def _shape(shape):
