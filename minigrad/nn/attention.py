@@ -37,7 +37,7 @@ def position_wise(layer, x):
 
     Why: numpy's matmul on (B, T, d) @ (d, n) runs B small matrix products, and the
     weight's gradient x^T @ g becomes a (B, d, n) batched product summed over B; on
-    (B*T, d) both are one large BLAS call. The reshapes are free views.
+    (B*T, d) both are one large BLAS call. The reshapes cost nothing for contiguous x.
     """
     if x.ndim <= 2:
         return layer(x)
