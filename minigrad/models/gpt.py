@@ -95,9 +95,7 @@ class GPT(Module):
         mask = causal_mask(T, offset + T, device=x.device) if T > 1 else None   # one new token sees all
         for index, block in enumerate(self.blocks):
             x = block(x, mask=mask, cache=cache[index] if cache is not None else None)
-        x = self.ln_f(x)
-        logits = x.reshape(-1, self.d_model) @ self.tok_emb.weight.T       # one (B*T, d) product
-        return logits.reshape(*ids.shape, self.vocab_size)
+        return self.ln_f(x) @ self.tok_emb.weight.T
 
     def new_cache(self):
         """One empty KVCache per block."""

@@ -31,21 +31,6 @@ from .layers import Dense
 from .module import Module
 
 
-def position_wise(layer, x):
-    """layer(x) for a layer acting on the last axis (Dense, FeedForward), computed on x
-    flattened to (N, d): (..., d) -> (..., d_out).
-
-    Why: numpy's matmul on (B, T, d) @ (d, n) runs B small matrix products, and the
-    weight's gradient x^T @ g becomes a (B, d, n) batched product summed over B; on
-    (B*T, d) both are one large BLAS call. The reshapes cost nothing for contiguous x.
-    """
-    if x.ndim <= 2:
-        return layer(x)
-    lead = x.shape[:-1]
-    y = layer(x.reshape(-1, x.shape[-1]))
-    return y.reshape(*lead, y.shape[-1])
-
-
 def causal_mask(T, T_keys=None, device=None):
     """Boolean (T, T) Tensor, True on and below the diagonal: query t may attend to keys <= t.
 
@@ -145,17 +130,17 @@ class MultiHeadAttention(Module):
                                  f"d_model = {self.d_model}")
         if key.shape[-2] != value.shape[-2]:
             raise ValueError(f"MultiHeadAttention: key {key.shape} and value {value.shape} need the same length")
-        q = self.split_heads(position_wise(self.q_proj, query))                     # (B, h, Tq, d_head)
+        q = self.split_heads(self.q_proj(query))                     # (B, h, Tq, d_head)
         if cache is not None and cache.static and cache.k is not None:
             k, v = cache.k, cache.v                                  # memory's keys, made once
         else:
-            k = self.split_heads(position_wise(self.k_proj, key))                   # (B, h, Tk, d_head)
-            v = self.split_heads(position_wise(self.v_proj, value))
+            k = self.split_heads(self.k_proj(key))                   # (B, h, Tk, d_head)
+            v = self.split_heads(self.v_proj(value))
             if cache is not None:
                 k, v = cache.update(k, v)
         heads, weights = F.scaled_dot_product_attention(
             q, k, v, mask=mask, dropout_p=self.dropout, return_weights=True, training=self.training)
-        output = position_wise(self.out_proj, self.merge_heads(heads))              # (B, Tq, d_model)
+        output = self.out_proj(self.merge_heads(heads))              # (B, Tq, d_model)
         return (output, weights) if return_weights else output
 
     def extra_repr(self):

@@ -27,7 +27,7 @@ import math
 from .. import backend
 from .. import functional as F
 from ..tensor import Tensor, no_grad
-from .attention import KVCache, MultiHeadAttention, causal_mask, position_wise
+from .attention import KVCache, MultiHeadAttention, causal_mask
 from .layers import Dense, Dropout, Embedding, LayerNorm, activation_function
 from .module import Module, ModuleList, Parameter
 
@@ -88,9 +88,7 @@ class FeedForward(Module):
         self._act = activation_function(activation)
 
     def forward(self, x):
-        lead = x.shape[:-1]
-        x = x.reshape(-1, x.shape[-1])          # one (N, d) matrix product; see position_wise
-        return self.linear2(self.dropout(self._act(self.linear1(x)))).reshape(*lead, -1)
+        return self.linear2(self.dropout(self._act(self.linear1(x))))
 
 
 def _record(residuals, contribution):
@@ -131,9 +129,7 @@ class TransformerEncoderLayer(Module):
         self._act = activation_function(activation)
 
     def feed_forward(self, x):
-        lead = x.shape[:-1]
-        x = x.reshape(-1, x.shape[-1])          # one (N, d) matrix product; see position_wise
-        return self.linear2(self.dropout(self._act(self.linear1(x)))).reshape(*lead, -1)
+        return self.linear2(self.dropout(self._act(self.linear1(x))))
 
     def forward(self, x, mask=None, residuals=None):
         if self.norm_first:
@@ -192,9 +188,7 @@ class TransformerDecoderLayer(Module):
         return {"self_attn": KVCache(), "cross_attn": KVCache(static=True)}
 
     def feed_forward(self, x):
-        lead = x.shape[:-1]
-        x = x.reshape(-1, x.shape[-1])          # one (N, d) matrix product; see position_wise
-        return self.linear2(self.dropout(self._act(self.linear1(x)))).reshape(*lead, -1)
+        return self.linear2(self.dropout(self._act(self.linear1(x))))
 
     def forward(self, x, memory, tgt_mask=None, memory_mask=None, residuals=None, cache=None):
         self_cache = cache["self_attn"] if cache is not None else None
@@ -331,9 +325,8 @@ class Transformer(Module):
     def project(self, hidden):
         """Logits (..., tgt_vocab) from decoder states (..., d_model)."""
         if self.out_proj is None:
-            rows = hidden.reshape(-1, self.d_model) @ self.tgt_embed.weight.T + self.out_bias
-            return rows.reshape(*hidden.shape[:-1], -1)
-        return position_wise(self.out_proj, hidden)
+            return hidden @ self.tgt_embed.weight.T + self.out_bias
+        return self.out_proj(hidden)
 
     def decode(self, tgt, memory, src_mask=None, tgt_mask=None, cache=None):
         """Logits (B, Tt, tgt_vocab) for target ids (B, Tt) given memory (B, Ts, d_model).
