@@ -33,13 +33,12 @@ import matplotlib
 matplotlib.use("Agg")                    # write PNG files, never open a window
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.datasets import load_digits
 
 import minigrad as mg
 import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad import optim
-from minigrad.data import DataLoader
+from minigrad.data import DataLoader, load_digits
 from minigrad.models import BERT, GPT, BertConfig, BertTokenizer, ResNet, sentence_embeddings
 
 parser = argparse.ArgumentParser(description="Lesson 13: model size, interpretability, resources")
@@ -176,13 +175,11 @@ plt.close(figure)
 
 # ---------------------------------------------------------------------------
 section("4. Interpretability (1): which pixels made the ResNet say its digit?")
-digits = load_digits()
-images = (digits.images / 16.0).astype(np.float32)[:, None]
-labels = digits.target.astype(np.int64)
+images, labels, test_images, test_labels = load_digits(test_fraction=0.2, seed=0)
 mg.manual_seed(0)
 resnet = ResNet(in_channels=1, num_classes=10, widths=(8, 16, 32))
 optimizer = optim.Adam(resnet.parameters(), lr=3e-3)
-loader = DataLoader((images[:1500], labels[:1500]), batch_size=64, shuffle=True, seed=0)
+loader = DataLoader((images, labels), batch_size=64, shuffle=True, seed=0)
 losses = []
 for epoch in range(1 if args.quick else 4):
     for step, (xb, yb) in enumerate(loader):
@@ -197,8 +194,8 @@ print(f"a small ResNet trained for {len(losses)} steps: first loss {losses[0]:.4
 assert np.mean(losses[-3:]) < np.mean(losses[:3]), "training should reduce the loss"
 resnet.eval()
 # saliency_i = x_i * d logit_c / d x_i, for the predicted class c
-examples = np.arange(1500, 1506)
-x = mg.tensor(images[examples], requires_grad=True)
+examples = np.arange(6)
+x = mg.tensor(test_images[examples], requires_grad=True)
 logits = resnet(x)                                          # (6, 10)
 predicted = logits.numpy().argmax(axis=1)
 chosen = (logits * mg.tensor(np.eye(10, dtype=np.float32)[predicted])).sum()   # sum of each row's chosen logit
@@ -206,8 +203,8 @@ chosen.backward()
 saliency = (x.grad * x).numpy()[:, 0]                       # (6, 8, 8)
 figure, axes = plt.subplots(2, len(examples), figsize=(1.7 * len(examples), 3.6), constrained_layout=True)
 for k in range(len(examples)):
-    axes[0, k].imshow(images[examples[k], 0], cmap="gray_r"); axes[0, k].axis("off")
-    axes[0, k].set_title(f"says {predicted[k]} (is {labels[examples[k]]})", fontsize=8)
+    axes[0, k].imshow(test_images[examples[k], 0], cmap="gray_r"); axes[0, k].axis("off")
+    axes[0, k].set_title(f"says {predicted[k]} (is {test_labels[examples[k]]})", fontsize=8)
     limit = np.abs(saliency[k]).max() + 1e-12
     axes[1, k].imshow(saliency[k], cmap="RdBu_r", vmin=-limit, vmax=limit); axes[1, k].axis("off")
 axes[1, 0].set_title("gradient x input", fontsize=8)
