@@ -73,34 +73,41 @@ def _stride_tricks(xp):
 
 
 # --------------------------------------------------------------------------- im2col / col2im on arrays
-def unfold_array(x, kernel, stride, padding, pad_value=0.0):
+def pad_array(x, padding, value=0.0):
+    """x (N, C, H, W) with padding[0] rows and padding[1] columns of `value` on each side."""
+    ph, pw = padding
+    if not (ph or pw):
+        return x
+    n, c, h, w = x.shape
+    padded = xp_of(x).full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
+    padded[:, :, ph:ph + h, pw:pw + w] = x
+    return padded
+
+
+def unfold_array(x, kernel, stride, padding, pad_value=0.0, out=None):
     """im2col on arrays: x (N, C, H, W) -> cols (N, C*kh*kw, H_out*W_out).
 
     cols[n, (c*kh + i)*kw + j, oh*W_out + ow] = xpad[n, c, oh*sh + i, ow*sw + j], where xpad
-    is x with `padding` rows/columns of pad_value on every side.
+    is x with `padding` rows/columns of pad_value on every side. `out`, if given, is a
+    C-contiguous array of that shape to write into.
     """
     xp = xp_of(x)
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
-    if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
+    if out is None and (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
         return x.reshape(n, c, h * w)                 # a 1x1 window is the pixel itself
-    if ph or pw:
-        padded = xp.full((n, c, h + 2 * ph, w + 2 * pw), pad_value, dtype=x.dtype)
-        padded[:, :, ph:ph + h, pw:pw + w] = x
-    else:
-        padded = x
+    padded = pad_array(x, padding, pad_value)
+    cols = xp.empty((n, c, kh, kw, ho, wo), dtype=x.dtype) if out is None else out.reshape(n, c, kh, kw, ho, wo)
     tricks = _stride_tricks(xp)
     if tricks is not None:
         # A strided view of all windows without copying: moving one step along oh
         # moves sh rows in memory. One copy then lays the windows out as columns.
         s_n, s_c, s_h, s_w = padded.strides
-        windows = tricks.as_strided(padded, shape=(n, c, kh, kw, ho, wo),
-                                    strides=(s_n, s_c, s_h, s_w, s_h * sh, s_w * sw))
-        cols = xp.ascontiguousarray(windows)
+        cols[...] = tricks.as_strided(padded, shape=(n, c, kh, kw, ho, wo),
+                                      strides=(s_n, s_c, s_h, s_w, s_h * sh, s_w * sw))
     else:
         # The same copy, one kernel offset (i, j) at a time.
-        cols = xp.empty((n, c, kh, kw, ho, wo), dtype=x.dtype)
         for i in range(kh):
             for j in range(kw):
                 cols[:, :, i, j] = padded[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
@@ -204,6 +211,47 @@ def fold(cols, output_size, kernel_size, stride=1, padding=0):
 
 
 # --------------------------------------------------------------------------- convolution
+# On the CPU the images go through unfold and the matrix product a few at a time,
+# so that each chunk of columns is still in the cache when the product reads it.
+# The arrays themselves are allocated whole, once per call: many fresh mid-sized
+# arrays would cost more in page faults than the cache saves. On the GPU: one chunk.
+_CHUNK_BYTES = 4 << 20
+
+
+def _chunks(xp, n, bytes_per_image):
+    if xp is not backend.numpy:
+        return [(0, n)]
+    size = max(1, _CHUNK_BYTES // max(1, bytes_per_image))
+    return [(start, min(n, start + size)) for start in range(0, n, size)]
+
+
+def conv2d_array(x, weight, bias, stride, padding, keep_cols=True):
+    """Convolution on arrays: y_n = W @ unfold(x)_n (+ b).
+    Returns y (N, O, H_out, W_out) and the columns (N, C*kh*kw, L) when keep_cols (else None)."""
+    xp = xp_of(x)
+    n = x.shape[0]
+    o, c, kh, kw = weight.shape
+    ho, wo = _check_window("conv2d", x.shape, (kh, kw), stride, padding)
+    k, length = c * kh * kw, ho * wo
+    w2 = weight.reshape(o, k)
+    if (kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0):
+        cols = x.reshape(n, c, length)                      # nothing to unfold
+        y = xp.matmul(w2, cols)
+    else:
+        padded = pad_array(x, padding)
+        y = xp.empty((n, o, length), dtype=xp.result_type(x.dtype, weight.dtype))
+        chunks = _chunks(xp, n, k * length * x.dtype.itemsize)
+        biggest = max(stop - start for start, stop in chunks)
+        cols = xp.empty((n if keep_cols else biggest, k, length), dtype=x.dtype)
+        for start, stop in chunks:
+            block = cols[start:stop] if keep_cols else cols[:stop - start]
+            unfold_array(padded[start:stop], (kh, kw), stride, (0, 0), out=block)
+            xp.matmul(w2, block, out=y[start:stop])
+    if bias is not None:
+        y += bias.reshape(o, 1)
+    return y.reshape(n, o, ho, wo), cols if keep_cols else None
+
+
 class Conv2d(Function):
     """2-D convolution (cross-correlation, as in every deep learning framework):
 
@@ -222,8 +270,10 @@ class Conv2d(Function):
     kernel tap once, so dL/dx = conv2d(g, w flipped in both spatial axes and with
     in/out channels swapped, padding k - 1 - p). That needs no fold (whose many
     small strided adds are slow) and is the path taken when it applies.
-    The backward is written with these differentiable ops, so it can be
-    differentiated again; without create_graph the saved columns are reused.
+
+    Without create_graph the backward works on arrays and reuses the saved
+    columns; with create_graph it is written with the differentiable ops unfold,
+    matmul, fold and Conv2d itself, so that the gradient can be differentiated again.
     """
 
     def __init__(self, stride=1, padding=0):
@@ -234,41 +284,67 @@ class Conv2d(Function):
             raise ValueError(f"conv2d: weight must be (C_out, C_in, kh, kw), got {tuple(weight.shape)}")
         if x.ndim != 4:
             raise ValueError(f"conv2d: expected an input of shape (N, C, H, W), got {tuple(x.shape)}")
-        o, c, kh, kw = weight.shape
-        if x.shape[1] != c:
+        if x.shape[1] != weight.shape[1]:
             raise ValueError(f"conv2d: input has {x.shape[1]} channels (shape {tuple(x.shape)}) but "
-                             f"weight {tuple(weight.shape)} expects {c}")
-        if bias is not None and tuple(bias.shape) != (o,):
-            raise ValueError(f"conv2d: bias must have shape ({o},), got {tuple(bias.shape)}")
-        ho, wo = _check_window("conv2d", x.shape, (kh, kw), self.stride, self.padding)
-        cols = unfold_array(x, (kh, kw), self.stride, self.padding)     # (N, C*kh*kw, L)
-        y = xp_of(x).matmul(weight.reshape(o, c * kh * kw), cols)       # (N, O, L)
-        if bias is not None:
-            y += bias.reshape(o, 1)
-        self.cols = cols
-        return y.reshape(x.shape[0], o, ho, wo)
+                             f"weight {tuple(weight.shape)} expects {weight.shape[1]}")
+        if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+            raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+        y, self.cols = conv2d_array(x, weight, bias, self.stride, self.padding)
+        return y
+
+    def _input_grad_by_convolution(self, kernel):
+        """True when dL/dx can be the stride-1 convolution of g with the flipped kernel."""
+        (kh, kw), (ph, pw) = kernel, self.padding
+        return self.stride == (1, 1) and ph <= kh - 1 and pw <= kw - 1
 
     def backward(self, g):
+        if is_grad_enabled():
+            return self._backward_graph(g)
+        x, weight = self.inputs[0].data, self.inputs[1].data
+        bias = self.inputs[2] if len(self.inputs) > 2 else None
+        xp = xp_of(x)
+        g = g.data
+        n, o, ho, wo = g.shape
+        _, c, kh, kw = weight.shape
+        g3 = g.reshape(n, o, ho * wo)
+        grad_x = grad_w = grad_b = None
+        if bias is not None and bias.requires_grad:
+            grad_b = wrap(g.sum(axis=(0, 2, 3)))
+        if self.inputs[1].requires_grad:
+            # sum_n g_n @ cols_n^T: one product per image, then the sum over images
+            grad_w = xp.matmul(g3, self.cols.transpose(0, 2, 1)).sum(axis=0)
+            grad_w = wrap(grad_w.reshape(weight.shape))
+        if self.inputs[0].requires_grad:
+            if self._input_grad_by_convolution((kh, kw)):
+                flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, O, kh, kw)
+                pad = (kh - 1 - self.padding[0], kw - 1 - self.padding[1])
+                grad_x = conv2d_array(g, flipped, None, (1, 1), pad, keep_cols=False)[0]
+            else:
+                cols_grad = xp.matmul(weight.reshape(o, c * kh * kw).T, g3)
+                grad_x = fold_array(cols_grad, x.shape, (kh, kw), self.stride, self.padding)
+            grad_x = wrap(grad_x)
+        return grad_x, grad_w, grad_b
+
+    def _backward_graph(self, g):
+        """The same gradients from differentiable ops (create_graph=True)."""
         x, weight = self.inputs[0], self.inputs[1]
         bias = self.inputs[2] if len(self.inputs) > 2 else None
         n, o, ho, wo = g.shape
         _, c, kh, kw = weight.shape
         g3 = g.reshape(n, o, ho * wo)
-        w2 = weight.reshape(o, c * kh * kw)
         grad_x = grad_w = grad_b = None
         if bias is not None and bias.requires_grad:
             grad_b = g.sum(axis=(0, 2, 3))
         if weight.requires_grad:
-            # saved columns are constants; with create_graph they must be recomputed
-            # from x, so that dL/dw stays a function of x for the second derivative
-            cols = unfold(x, (kh, kw), self.stride, self.padding) if is_grad_enabled() else wrap(self.cols)
+            # the columns are recomputed from x, so that dL/dw stays a function of x
+            cols = unfold(x, (kh, kw), self.stride, self.padding)
             grad_w = (g3 @ cols.swapaxes(1, 2)).sum(axis=0).reshape(weight.shape)
         if x.requires_grad:
-            ph, pw = self.padding
-            if self.stride == (1, 1) and ph <= kh - 1 and pw <= kw - 1:
-                flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)     # (C, O, kh, kw)
-                grad_x = Conv2d(1, (kh - 1 - ph, kw - 1 - pw))(g, flipped)
+            if self._input_grad_by_convolution((kh, kw)):
+                flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+                grad_x = Conv2d(1, (kh - 1 - self.padding[0], kw - 1 - self.padding[1]))(g, flipped)
             else:
+                w2 = weight.reshape(o, c * kh * kw)
                 grad_x = Fold(x.shape, (kh, kw), self.stride, self.padding)(w2.T @ g3)
         return grad_x, grad_w, grad_b
 

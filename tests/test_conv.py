@@ -207,6 +207,25 @@ def test_conv2d_stride_one_input_gradient_equals_the_fold_path(device, padding):
     np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 0)])
+def test_conv2d_in_chunks_of_images_equals_the_loop_reference(monkeypatch, stride, padding):
+    """On the CPU big batches go through unfold + matmul a few images at a time;
+    force one image per chunk and check values and gradients."""
+    monkeypatch.setattr(C, "_CHUNK_BYTES", 1)
+    x = mg.tensor(random((5, 3, 6, 7), 0), requires_grad=True)
+    weight = mg.tensor(random((4, 3, 3, 3), 1), requires_grad=True)
+    b = mg.tensor(random((4,), 2), requires_grad=True)
+    y = C.conv2d(x, weight, b, stride, padding)
+    np.testing.assert_allclose(y.numpy(), conv2d_reference(x.numpy(), weight.numpy(), b.numpy(),
+                                                           (stride, stride), (padding, padding)), atol=1e-10)
+    g = random(y.shape, 3)
+    y.backward(mg.tensor(g))
+    xs, ws = mg.tensor(x.numpy(), requires_grad=True), mg.tensor(weight.numpy(), requires_grad=True)
+    C.conv2d_composed(xs, ws, None, stride, padding).backward(mg.tensor(g))
+    np.testing.assert_allclose(x.grad.numpy(), xs.grad.numpy(), atol=1e-10)
+    np.testing.assert_allclose(weight.grad.numpy(), ws.grad.numpy(), atol=1e-10)
+
+
 def test_conv2d_layer_uses_its_own_weights_and_pytorch_layout(device):
     mg.manual_seed(0)
     layer = nn.Conv2d(3, 5, (3, 2), stride=(2, 1), padding=(1, 0))
