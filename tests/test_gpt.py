@@ -80,6 +80,9 @@ def test_cached_and_uncached_generation_give_the_same_tokens_past_block_size():
         assert cached.shape == (2, 23)
         np.testing.assert_array_equal(cached, plain)
         np.testing.assert_array_equal(cached[:, :3], prompt)
+    long_prompt = np.arange(26).reshape(2, 13) % 17             # longer than block_size itself
+    np.testing.assert_array_equal(model.generate(long_prompt, 9, seed=5).numpy(),
+                                  model.generate(long_prompt, 9, seed=5, use_cache=False).numpy())
 
 
 def test_each_new_token_costs_one_position_with_the_cache():
