@@ -372,13 +372,15 @@ def conv2d_composed(x, weight, bias=None, stride=1, padding=0):
 
 
 # --------------------------------------------------------------------------- pooling
-def _pool_geometry(name, x, kernel_size, stride, padding):
+def check_pool(name, shape, kernel_size, stride=None, padding=0):
+    """Validate a pooling window against an (N, C, H, W) shape; return
+    (kernel, stride, padding, (H_out, W_out)) as pairs. Errors start with `name`."""
     kernel = pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else pair(stride, "stride")
     padding = pair(padding, "padding")
     if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
         raise ValueError(f"{name}: padding {padding} must be at most half the kernel {kernel}")
-    out = _check_window(name, x.shape, kernel, stride, padding)
+    out = _check_window(name, shape, kernel, stride, padding)
     return kernel, stride, padding, out
 
 
@@ -388,7 +390,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     x (N, C, H, W) -> (N, C, H_out, W_out).
     dL/dx: g goes to the window's maximum; ties share it equally (PyTorch gives it
     all to one of them), and overlapping windows add up (through fold)."""
-    kernel, stride, padding, (ho, wo) = _pool_geometry("max_pool2d", x, kernel_size, stride, padding)
+    kernel, stride, padding, (ho, wo) = check_pool("max_pool2d", x.shape, kernel_size, stride, padding)
     n, c = x.shape[:2]
     cols = Unfold(kernel, stride, padding, pad_value=-math.inf)(x)        # (N, C*kh*kw, L)
     windows = cols.reshape(n, c, kernel[0] * kernel[1], ho * wo)
@@ -400,7 +402,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
     Padding counts as zeros in the mean (PyTorch's default count_include_pad=True).
     stride defaults to kernel_size. x (N, C, H, W) -> (N, C, H_out, W_out).
     dL/dx: each window shares g equally, g / (kh*kw) to each of its pixels."""
-    kernel, stride, padding, (ho, wo) = _pool_geometry("avg_pool2d", x, kernel_size, stride, padding)
+    kernel, stride, padding, (ho, wo) = check_pool("avg_pool2d", x.shape, kernel_size, stride, padding)
     n, c = x.shape[:2]
     cols = Unfold(kernel, stride, padding)(x)
     return cols.reshape(n, c, kernel[0] * kernel[1], ho * wo).mean(axis=2).reshape(n, c, ho, wo)

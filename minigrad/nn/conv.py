@@ -27,7 +27,8 @@ class Conv2d(Module):
         y[n, o, oh, ow] = bias[o] + sum_{c, i, j} weight[o, c, i, j] * xpad[n, c, oh*s + i, ow*s + j]
 
     xpad is x with `padding` zeros on every side. x (N, in_channels, H, W) ->
-    y (N, out_channels, H_out, W_out); weight (out_channels, in_channels, kh, kw), bias
+    y (N, out_channels, H_out, W_out) with H_out = floor((H + 2 padding - kh) / stride) + 1
+    (W_out likewise); weight (out_channels, in_channels, kh, kw), bias
     (out_channels,). Computed as one matrix product over im2col columns (minigrad.conv).
     kernel_size, stride and padding are ints or (height, width) pairs. No dilation or groups.
     """
@@ -65,7 +66,8 @@ class MaxPool2d(Module):
     """Max pooling: y[n, c, oh, ow] = max over the window of xpad[n, c, oh*s + i, ow*s + j].
 
     Padding is -inf (never the max) and at most half the kernel. stride defaults to
-    kernel_size. x (N, C, H, W) -> (N, C, H_out, W_out). The gradient goes to the
+    kernel_size. x (N, C, H, W) -> (N, C, H_out, W_out), H_out = floor((H + 2p - k) / s) + 1.
+    The gradient goes to the
     window's maximum; exact ties share it equally (PyTorch picks one).
     """
 
@@ -74,6 +76,7 @@ class MaxPool2d(Module):
         self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
 
     def forward(self, x):
+        C.check_pool("MaxPool2d", x.shape, self.kernel_size, self.stride, self.padding)
         return C.max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
     def extra_repr(self):
@@ -84,7 +87,7 @@ class AvgPool2d(Module):
     """Average pooling: y[n, c, oh, ow] = mean over the kh x kw window of xpad[n, c, oh*s + i, ow*s + j].
 
     Padding zeros count in the mean (PyTorch's count_include_pad=True). stride defaults
-    to kernel_size. x (N, C, H, W) -> (N, C, H_out, W_out).
+    to kernel_size. x (N, C, H, W) -> (N, C, H_out, W_out), H_out = floor((H + 2p - k) / s) + 1.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0):
@@ -92,6 +95,7 @@ class AvgPool2d(Module):
         self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
 
     def forward(self, x):
+        C.check_pool("AvgPool2d", x.shape, self.kernel_size, self.stride, self.padding)
         return C.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
 
     def extra_repr(self):
