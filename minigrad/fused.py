@@ -137,10 +137,14 @@ class GELU(Function):
         xp = xp_of(x)
         if self.approximate == "tanh":
             return 0.5 * x * (1.0 + xp.tanh(_TANH_SCALE * (x + 0.044715 * x * x * x)))
-        return (0.5 * x * (1.0 + backend.erf(x * _SQRT_HALF))).astype(x.dtype, copy=False)
+        # Phi(x) is kept for backward: erf is the costly part, so compute it once
+        self.cdf = 0.5 * (1.0 + backend.erf(x * _SQRT_HALF).astype(x.dtype, copy=False))
+        return x * self.cdf
 
     def backward(self, g):
         x = self.inputs[0]
+        if not is_grad_enabled():   # plain backward: the slope on arrays, no Tensor per step
+            return wrap(g.data * self._slope(x.data))
         if self.approximate == "tanh":
             t = tanh(_TANH_SCALE * (x + 0.044715 * x * x * x))
             slope = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _TANH_SCALE * (1.0 + 3 * 0.044715 * x * x)
@@ -148,3 +152,15 @@ class GELU(Function):
             cdf = 0.5 * (1.0 + Erf()(x * _SQRT_HALF))
             slope = cdf + x * (_INV_SQRT_2PI * exp(-0.5 * x * x))
         return g * slope
+
+    def _slope(self, x):
+        """dy/dx on arrays (the formulas above), computed in x's dtype."""
+        xp = xp_of(x)
+        if self.approximate == "tanh":
+            t = xp.tanh(_TANH_SCALE * (x + 0.044715 * x * x * x))
+            return 0.5 * (1.0 + t) + (0.5 * _TANH_SCALE) * x * (1.0 - t * t) * (1.0 + 3 * 0.044715 * x * x)
+        return self.cdf + _INV_SQRT_2PI * x * xp.exp(-0.5 * x * x)
+
+    def release(self):
+        super().release()
+        self.cdf = None
