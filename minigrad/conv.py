@@ -225,9 +225,9 @@ def _chunks(xp, n, bytes_per_image):
     return [(start, min(n, start + size)) for start in range(0, n, size)]
 
 
-def conv2d_array(x, weight, bias, stride, padding, keep_cols=True):
+def conv2d_array(x, weight, bias, stride, padding):
     """Convolution on arrays: y_n = W @ unfold(x)_n (+ b).
-    Returns y (N, O, H_out, W_out) and the columns (N, C*kh*kw, L) when keep_cols (else None)."""
+    Returns y (N, O, H_out, W_out) and the columns (N, C*kh*kw, L) for the weight gradient."""
     xp = xp_of(x)
     n = x.shape[0]
     o, c, kh, kw = weight.shape
@@ -240,16 +240,47 @@ def conv2d_array(x, weight, bias, stride, padding, keep_cols=True):
     else:
         padded = pad_array(x, padding)
         y = xp.empty((n, o, length), dtype=xp.result_type(x.dtype, weight.dtype))
-        chunks = _chunks(xp, n, k * length * x.dtype.itemsize)
-        biggest = max(stop - start for start, stop in chunks)
-        cols = xp.empty((n if keep_cols else biggest, k, length), dtype=x.dtype)
-        for start, stop in chunks:
-            block = cols[start:stop] if keep_cols else cols[:stop - start]
-            unfold_array(padded[start:stop], (kh, kw), stride, (0, 0), out=block)
-            xp.matmul(w2, block, out=y[start:stop])
+        cols = xp.empty((n, k, length), dtype=x.dtype)
+        for start, stop in _chunks(xp, n, k * length * x.dtype.itemsize):
+            unfold_array(padded[start:stop], (kh, kw), stride, (0, 0), out=cols[start:stop])
+            xp.matmul(w2, cols[start:stop], out=y[start:stop])
     if bias is not None:
         y += bias.reshape(o, 1)
-    return y.reshape(n, o, ho, wo), cols if keep_cols else None
+    return y.reshape(n, o, ho, wo), cols
+
+
+def conv2d_stride1_array(x, weight, padding):
+    """A stride-1 convolution on arrays, unfolded along the flattened padded image.
+
+    With stride 1, window (oh, ow) at kernel offset (i, j) reads xpad[oh + i, ow + j].
+    Flatten each padded image (rows of width Wp) and that pixel sits at
+    (oh + i) * Wp + (ow + j) = t + (i * Wp + j) with t = oh * Wp + ow: every kernel
+    offset is ONE contiguous shift of the flat image, so the columns are kh*kw plain
+    slices (long runs that copy at memory speed) instead of a strided gather. The price:
+    t also visits the kw - 1 positions past the last window of each row, so the product
+    computes (H_out, Wp) outputs and the extra columns are dropped (Wp / W_out more work).
+    x (N, C, H, W), weight (O, C, kh, kw) -> (N, O, H_out, W_out). Used for dL/dx.
+    """
+    xp = xp_of(x)
+    n = x.shape[0]
+    o, c, kh, kw = weight.shape
+    ho, wo = _check_window("conv2d", x.shape, (kh, kw), (1, 1), padding)
+    (ph, pw), (h, w) = padding, x.shape[2:]
+    hp, wp = h + 2 * ph, w + 2 * pw
+    span = ho * wp                                           # the flat positions t
+    flat = xp.zeros((n, c, hp * wp + kw - 1), dtype=x.dtype)   # + room for the last shifts
+    flat[:, :, :hp * wp].reshape(n, c, hp, wp)[:, :, ph:ph + h, pw:pw + w] = x
+    w2 = weight.reshape(o, c * kh * kw)
+    y = xp.empty((n, o, span), dtype=xp.result_type(x.dtype, weight.dtype))
+    chunks = _chunks(xp, n, c * kh * kw * span * x.dtype.itemsize)
+    cols = xp.empty((max(stop - start for start, stop in chunks), c, kh, kw, span), dtype=x.dtype)
+    for start, stop in chunks:
+        block = cols[:stop - start]
+        for i in range(kh):
+            for j in range(kw):
+                block[:, :, i, j] = flat[start:stop, :, i * wp + j:i * wp + j + span]
+        xp.matmul(w2, block.reshape(stop - start, c * kh * kw, span), out=y[start:stop])
+    return xp.ascontiguousarray(y.reshape(n, o, ho, wp)[:, :, :, :wo])
 
 
 class Conv2d(Function):
@@ -318,7 +349,7 @@ class Conv2d(Function):
             if self._input_grad_by_convolution((kh, kw)):
                 flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, O, kh, kw)
                 pad = (kh - 1 - self.padding[0], kw - 1 - self.padding[1])
-                grad_x = conv2d_array(g, flipped, None, (1, 1), pad, keep_cols=False)[0]
+                grad_x = conv2d_stride1_array(g, flipped, pad)
             else:
                 cols_grad = xp.matmul(weight.reshape(o, c * kh * kw).T, g3)
                 grad_x = fold_array(cols_grad, x.shape, (kh, kw), self.stride, self.padding)

@@ -166,6 +166,17 @@ def test_conv2d_matches_loop_reference(device, window, n, c_in, c_out, bias, see
     np.testing.assert_allclose(y.numpy(), conv2d_reference(x, weight, b, stride, padding), rtol=1e-10, atol=1e-10)
 
 
+@given(windows(), st.integers(1, 3), st.integers(1, 3), st.integers(0, 10**6))
+def test_stride_one_convolution_on_the_flattened_image_matches_loop_reference(device, window, c_in, c_out, seed):
+    """conv2d_stride1_array (the input-gradient path) shifts the flat padded image per kernel offset."""
+    kernel, _, padding, h, w = window
+    x = random((2, c_in, h, w), seed)
+    weight = random((c_out, c_in) + kernel, seed + 1)
+    y = C.conv2d_stride1_array(mg.tensor(x).data, mg.tensor(weight).data, padding)
+    np.testing.assert_allclose(mg.tensor(y).numpy(), conv2d_reference(x, weight, None, (1, 1), padding),
+                               rtol=1e-10, atol=1e-10)
+
+
 @given(windows(max_side=5, max_kernel=3), st.integers(1, 2), st.integers(1, 2), st.integers(0, 10**6))
 def test_conv2d_gradients_match_central_differences(device, window, c_in, c_out, seed):
     kernel, stride, padding, h, w = window
