@@ -166,6 +166,11 @@ def main():
                       f"{ratios_alone[kind]:.2f}x when each runs alone)  ")
     if not ratios:
         report.append("PyTorch is not installed: no ratio.")
+    else:
+        report += ["", "Read the two ratios together: interleaved, each library's idle worker threads "
+                   "(OpenBLAS's spin for a while after every product) compete with the other library's "
+                   "next call, which on a small machine slows PyTorch more than minigrad; run alone, "
+                   "each has the cores to itself. See bench_conv_notes.md."]
     print("\n".join(report))
 
     if args.profile:
