@@ -31,7 +31,7 @@ import math
 
 from . import backend
 from .ops import Max, matmul
-from .tensor import Function, Tensor, grad as autograd_grad, is_grad_enabled, no_grad, wrap
+from .tensor import Function, grad as autograd_grad, is_grad_enabled, wrap
 
 xp_of = backend.get_array_module
 
@@ -300,7 +300,8 @@ class Conv2d(Function):
     With stride 1 the last one is itself a convolution: each x pixel meets each
     kernel tap once, so dL/dx = conv2d(g, w flipped in both spatial axes and with
     in/out channels swapped, padding k - 1 - p). That needs no fold (whose many
-    small strided adds are slow) and is the path taken when it applies.
+    small strided adds are slow) and is the path taken when it applies (p <= k - 1),
+    computed by conv2d_stride1_array.
 
     Without create_graph the backward works on arrays and reuses the saved
     columns; with create_graph it is written with the differentiable ops unfold,

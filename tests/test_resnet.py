@@ -7,7 +7,7 @@ import pytest
 
 import minigrad as mg
 import minigrad.functional as F
-from minigrad import models, nn, optim
+from minigrad import models, optim
 from minigrad.data import DataLoader, load_digits
 
 
