@@ -14,10 +14,8 @@ and text sampled with the key/value cache (temperature 0.8, top-k 20), and the
 speed of cached vs uncached generation. Writes benchmarks/results/gpt.json and .md.
 """
 import argparse
-import json
 import math
 import os
-import platform
 import sys
 import time
 
@@ -28,19 +26,7 @@ import minigrad.functional as F
 from minigrad.models import GPT
 from minigrad.tasks import CharTokenizer, lm_batch, stdlib_corpus, train_val_split
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-def limit_blas_threads(n):
-    """Cap the BLAS thread pool; see train_translation.py for why."""
-    if n is None or n <= 0:
-        return "default"
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return "default (threadpoolctl not installed)"
-    threadpool_limits(n)
-    return str(n)
+from common import RESULTS, limit_blas_threads, machine_info, write_results   # benchmarks/common.py, beside this script
 
 
 def estimate_loss(model, ids, block_size, batches, batch_size, seed):
@@ -180,16 +166,9 @@ def main(argv=None):
     args = parse_args(argv)
     threads = limit_blas_threads(args.blas_threads)
     result = train(args)
-    result["machine"] = {"python": sys.version.split()[0], "numpy": np.__version__, "platform": platform.platform(),
-                         "cpus": os.cpu_count(), "blas_threads": threads,
-                         "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    result["machine"] = machine_info(blas_threads=threads)
     if args.out:
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
-        with open(args.out + ".json", "w") as handle:
-            json.dump(result, handle, indent=2)
-        with open(args.out + ".md", "w") as handle:
-            handle.write(report(result))
-        print(f"wrote {args.out}.json and .md")
+        write_results(args.out, result, report(result))
     return result
 
 

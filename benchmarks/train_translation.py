@@ -16,10 +16,7 @@ Writes benchmarks/results/translation.json (and .md): the settings, the loss
 curve, token accuracy, exact match, and the time per step and in total.
 """
 import argparse
-import json
 import os
-import platform
-import sys
 import time
 
 import numpy as np
@@ -29,21 +26,7 @@ import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad.tasks import DateTranslation
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-def limit_blas_threads(n):
-    """Cap the BLAS thread pool (numpy's matmul). On a 2-core machine shared with other
-    work, OpenBLAS's spinning threads can make small matrix products 10-50x slower;
-    returns a description of what was set."""
-    if n is None or n <= 0:
-        return "default"
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return "default (threadpoolctl not installed)"
-    threadpool_limits(n)
-    return str(n)
+from common import RESULTS, limit_blas_threads, machine_info, write_results   # benchmarks/common.py, beside this script
 
 
 def batches(src, tgt, batch_size, rng):
@@ -171,16 +154,9 @@ def main(argv=None):
     args = parse_args(argv)
     threads = limit_blas_threads(args.blas_threads)
     result = train(args)
-    result["machine"] = {"python": sys.version.split()[0], "numpy": np.__version__, "platform": platform.platform(),
-                         "cpus": os.cpu_count(), "blas_threads": threads,
-                         "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    result["machine"] = machine_info(blas_threads=threads)
     if args.out:
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
-        with open(args.out + ".json", "w") as handle:
-            json.dump(result, handle, indent=2)
-        with open(args.out + ".md", "w") as handle:
-            handle.write(report(result))
-        print(f"wrote {args.out}.json and .md")
+        write_results(args.out, result, report(result))
     return result
 
 
