@@ -81,13 +81,13 @@ def make_mlp(hidden=(256, 128)):
     return nn.MLP([64, *hidden, 10])
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a short run (smaller model, 3 epochs)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs for both models")
     parser.add_argument("--seed", type=int, default=0, help="split, initialisation and shuffling seed")
     parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/results")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     mg.manual_seed(args.seed)
     data = load_digits(test_fraction=0.2, seed=args.seed)
@@ -112,8 +112,9 @@ def main():
         table.append(f"| {name} | {r['parameters']:,} | {r['epochs']} | {r['test_accuracy']:.4f} | "
                      f"{r['best_test_accuracy']:.4f} | {r['train_accuracy']:.4f} | {r['train_seconds']:.1f} |")
     print("\n".join(table))
+    results = {"resnet": resnet_result, "mlp": mlp_result}
     if args.no_write:
-        return
+        return results
     os.makedirs(RESULTS, exist_ok=True)
     stem = "train_digits_quick" if args.quick else "train_digits"
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, numpy {np.__version__}"
@@ -132,6 +133,7 @@ def main():
         json.dump({"resnet": resnet_result, "mlp": mlp_result, "widths": widths, "seed": args.seed,
                    "machine": machine}, f, indent=1)
     print(f"wrote {os.path.join(RESULTS, stem + '.md')}")
+    return results
 
 
 if __name__ == "__main__":
