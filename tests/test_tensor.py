@@ -387,3 +387,12 @@ def test_repr_shows_values_and_the_grad_fn(device):
     assert "requires_grad=True" in repr(x)
     assert "grad_fn=Mul" in repr(x * 2)
     assert ("device='cuda'" in repr(x)) == (device == "cuda")
+
+
+def test_gradcheck_accepts_a_function_that_differentiates_inside():
+    # d/dx of (d/dx sum(x^3)) = d/dx 3x^2 = 6x: checks grad-of-grad through gradcheck itself
+    def first_derivative(x):
+        (g,) = mg.grad((x ** 3).sum(), x, create_graph=True)
+        return g
+    x = mg.tensor(np.array([0.5, -1.5, 2.0]), requires_grad=True)
+    assert mg.gradcheck(first_derivative, [x])
