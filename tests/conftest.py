@@ -27,6 +27,10 @@ REAL_CUDA = os.environ.get("MINIGRAD_TEST_REAL_CUDA") == "1"
 settings.register_profile(
     "minigrad", max_examples=25, deadline=None, derandomize=True, database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# HYPOTHESIS_PROFILE=thorough explores fresh random examples, many more of them
+settings.register_profile(
+    "thorough", max_examples=150, deadline=None, derandomize=False, database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "minigrad"))
 
 
