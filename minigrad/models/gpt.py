@@ -17,6 +17,7 @@ import math
 from .. import backend
 from ..nn import Dense, Dropout, Embedding, FeedForward, KVCache, LayerNorm, Module, ModuleList
 from ..nn import MultiHeadAttention, causal_mask
+from ..nn.layers import normal_
 from ..tensor import Tensor, no_grad
 
 
@@ -65,20 +66,16 @@ class GPT(Module):
         self._init_weights()
 
     def _init_weights(self):
-        def normal(param, std):
-            host = backend.rng().standard_normal(param.shape) * std
-            param.data = backend.to_device(host.astype(param.dtype), param.device)
-
         for module in self.modules():
             if isinstance(module, Dense):
-                normal(module.weight, 0.02)
+                normal_(module.weight, 0.02)
                 if module.bias is not None:
                     module.bias.data = module.bias.data * 0
             elif isinstance(module, Embedding):
-                normal(module.weight, 0.02)
+                normal_(module.weight, 0.02)
         for block in self.blocks:
-            normal(block.attn.out_proj.weight, 0.02 / math.sqrt(2 * self.n_layer))
-            normal(block.mlp.linear2.weight, 0.02 / math.sqrt(2 * self.n_layer))
+            normal_(block.attn.out_proj.weight, 0.02 / math.sqrt(2 * self.n_layer))
+            normal_(block.mlp.linear2.weight, 0.02 / math.sqrt(2 * self.n_layer))
 
     def forward(self, idx, cache=None):
         """Logits (B, T, vocab_size) for ids (B, T). With `cache` (from new_cache()), idx

@@ -30,6 +30,20 @@ def normal_parameter(shape, std=1.0, device=None):
     return Parameter(values, device=backend.check_device(device))
 
 
+def normal_(param, std):
+    """Refill `param` in place with N(0, std^2) draws from the seeded generator (drawn on
+    the host, like the helpers above, then moved to param's device and dtype). Models
+    use it to apply their own initialisation after the layers are built."""
+    host = backend.rng().standard_normal(param.shape) * std
+    param.data = backend.to_device(host.astype(param.dtype), param.device)
+
+
+def uniform_(param, bound):
+    """Refill `param` in place with U(-bound, bound) draws from the seeded generator."""
+    host = backend.rng().uniform(-bound, bound, size=param.shape)
+    param.data = backend.to_device(host.astype(param.dtype), param.device)
+
+
 def constant_parameter(shape, value, device=None):
     """A Parameter filled with `value`."""
     xp = backend.xp_for(device)

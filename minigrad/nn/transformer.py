@@ -28,7 +28,7 @@ from .. import backend
 from .. import functional as F
 from ..tensor import Tensor, no_grad
 from .attention import KVCache, MultiHeadAttention, causal_mask
-from .layers import Dense, Dropout, Embedding, LayerNorm, activation_function
+from .layers import Dense, Dropout, Embedding, LayerNorm, activation_function, normal_, uniform_
 from .module import Module, ModuleList, Parameter
 
 
@@ -227,9 +227,7 @@ def xavier_uniform_(weight):
     """Refill a (n_in, n_out) weight with U(-a, a), a = sqrt(6 / (n_in + n_out)) (Glorot and
     Bengio): forward activations and backward gradients keep about the same variance."""
     n_in, n_out = weight.shape
-    bound = math.sqrt(6.0 / (n_in + n_out))
-    host = backend.rng().uniform(-bound, bound, size=weight.shape).astype(weight.dtype)
-    weight.data = backend.to_device(host, weight.device)
+    uniform_(weight, math.sqrt(6.0 / (n_in + n_out)))
 
 
 class Transformer(Module):
@@ -288,9 +286,7 @@ class Transformer(Module):
                 if module.bias is not None:
                     module.bias.data = module.bias.data * 0
             elif isinstance(module, Embedding):
-                std = self.d_model ** -0.5
-                host = backend.rng().standard_normal(module.weight.shape) * std
-                module.weight.data = backend.to_device(host.astype(module.weight.dtype), module.weight.device)
+                normal_(module.weight, self.d_model ** -0.5)
 
     def embed(self, embedding, ids, offset=0):
         """PE(embedding(ids) * sqrt(d_model)): (B, T) ids -> (B, T, d_model). The scaling
