@@ -50,6 +50,7 @@ from .. import backend, nn
 from .. import functional as F
 from ..io import load
 from ..ops import concatenate
+from ..nn.layers import activation_function
 from ..tensor import Tensor, no_grad
 
 __all__ = ["BertConfig", "BERT", "BertLayer", "BertEmbeddings", "BertPooler",
@@ -61,16 +62,15 @@ __all__ = ["BertConfig", "BERT", "BertLayer", "BertEmbeddings", "BertPooler",
 # Configuration
 # ----------------------------------------------------------------------------
 
-# hidden_act in config.json -> gelu's `approximate` argument (or relu).
-_ACTIVATIONS = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh",
-                "gelu_fast": "tanh", "relu": "relu"}
+# hidden_act in config.json -> the name nn's activation table knows: "gelu" is the
+# exact x * Phi(x) (erf), "gelu_new" and friends the tanh approximation.
+_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+                "gelu_fast": "gelu_tanh", "relu": "relu"}
 
 
-def _activate(x, hidden_act):
-    """config.hidden_act applied to x: "gelu" is the exact x * Phi(x) (erf),
-    "gelu_new" and friends the tanh approximation."""
-    approximate = _ACTIVATIONS[hidden_act]
-    return F.relu(x) if approximate == "relu" else F.gelu(x, approximate)
+def _activation(hidden_act):
+    """The function for config.hidden_act, from nn.layers' table of activations."""
+    return activation_function(_ACTIVATIONS[hidden_act])
 
 
 @dataclass
@@ -191,13 +191,11 @@ class BertLayer(nn.Module):
         self.dropout2 = nn.Dropout(config.hidden_dropout_prob)
         self.norm2 = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
         self.hidden_act = config.hidden_act
+        self._act = _activation(config.hidden_act)
 
     def feed_forward(self, a):
-        """linear2(act(linear1(a))), computed on a flattened to (B*T, H): numpy's
-        matmul runs (B, T, H) @ (H, I) as B small products (see nn.attention.position_wise)."""
-        flat = a.reshape(-1, a.shape[-1])                                        # (B*T, H)
-        inner = _activate(self.linear1(flat), self.hidden_act)                   # (B*T, I)
-        return self.linear2(inner).reshape(*a.shape)                             # (B, T, H)
+        """linear2(act(linear1(a))): (B, T, H) -> (B, T, I) -> (B, T, H)."""
+        return self.linear2(self._act(self.linear1(a)))
 
     def forward(self, h, mask=None):
         a = self.norm1(h + self.dropout1(self.self_attn(h, mask=mask)))
@@ -505,12 +503,11 @@ class BertMLMHead(nn.Module):
         # a plain attribute, not a submodule: the table is registered once, by the encoder
         object.__setattr__(self, "word_embeddings", word_embeddings)
         self.hidden_act = config.hidden_act
+        self._act = _activation(config.hidden_act)
 
     def forward(self, hidden):
-        flat = hidden.reshape(-1, hidden.shape[-1])                             # (B*T, H): one matmul
-        z = self.norm(_activate(self.dense(flat), self.hidden_act))
-        logits = z @ self.word_embeddings.weight.T + self.bias                  # (B*T, V)
-        return logits.reshape(*hidden.shape[:-1], logits.shape[-1])             # (B, T, V)
+        z = self.norm(self._act(self.dense(hidden)))                            # (B, T, H)
+        return z @ self.word_embeddings.weight.T + self.bias                    # (B, T, V)
 
 
 class BertForMaskedLM(nn.Module):
