@@ -28,8 +28,9 @@ from .. import backend
 from .. import functional as F
 from ..tensor import Tensor, no_grad
 from .attention import KVCache, MultiHeadAttention, causal_mask
-from .layers import Dense, Dropout, Embedding, LayerNorm, activation_function, normal_, uniform_
-from .module import Module, ModuleList, Parameter
+from .layers import (Dense, Dropout, Embedding, LayerNorm, activation_function, constant_parameter,
+                     normal_, uniform_)
+from .module import Module, ModuleList
 
 
 class PositionalEncoding(Module):
@@ -88,7 +89,14 @@ class FeedForward(Module):
         self._act = activation_function(activation)
 
     def forward(self, x):
-        return self.linear2(self.dropout(self._act(self.linear1(x))))
+        return _position_wise(self, x)
+
+
+def _position_wise(layer, x):
+    """FFN(x) = linear2(dropout(act(linear1(x)))) from `layer`'s own linear1, linear2,
+    dropout and _act: FeedForward and both Transformer layers (which keep linear1 and
+    linear2 as direct submodules, the names PyTorch's checkpoints use) share it."""
+    return layer.linear2(layer.dropout(layer._act(layer.linear1(x))))
 
 
 def _record(residuals, contribution):
@@ -129,7 +137,7 @@ class TransformerEncoderLayer(Module):
         self._act = activation_function(activation)
 
     def feed_forward(self, x):
-        return self.linear2(self.dropout(self._act(self.linear1(x))))
+        return _position_wise(self, x)
 
     def forward(self, x, mask=None, residuals=None):
         if self.norm_first:
@@ -188,7 +196,7 @@ class TransformerDecoderLayer(Module):
         return {"self_attn": KVCache(), "cross_attn": KVCache(static=True)}
 
     def feed_forward(self, x):
-        return self.linear2(self.dropout(self._act(self.linear1(x))))
+        return _position_wise(self, x)
 
     def forward(self, x, memory, tgt_mask=None, memory_mask=None, residuals=None, cache=None):
         self_cache = cache["self_attn"] if cache is not None else None
@@ -273,8 +281,7 @@ class Transformer(Module):
         self.decoder_norm = LayerNorm(d_model) if norm_first else None
         if tie_embeddings:
             self.out_proj = None
-            self.out_bias = Parameter(backend.xp_for(self.tgt_embed.weight.device).zeros(
-                tgt_vocab, dtype=backend.default_float()))
+            self.out_bias = constant_parameter((tgt_vocab,), 0.0)
         else:
             self.out_proj = Dense(d_model, tgt_vocab)
         self._reset_parameters()
