@@ -50,10 +50,7 @@ class Conv2d(Module):
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2d: expected input (N, {self.in_channels}, H, W), got shape {x.shape}")
-        padded = (x.shape[2] + 2 * self.padding[0], x.shape[3] + 2 * self.padding[1])
-        if self.kernel_size[0] > padded[0] or self.kernel_size[1] > padded[1]:
-            raise ValueError(f"Conv2d: kernel {self.kernel_size} is larger than the padded input {padded} "
-                             f"(input shape {x.shape}, padding {self.padding})")
+        C._check_window("Conv2d", x.shape, self.kernel_size, self.stride, self.padding)   # names the module
         return C.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self):
@@ -159,12 +156,12 @@ class BatchNorm2d(Module):
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm2d: expected input (N, {self.num_features}, H, W), got shape {x.shape}")
-        use_batch = self.training or not self.track_running_stats
-        update = self.training and self.track_running_stats
-        return C.batch_norm(x, self.running_mean if update or not use_batch else None,
-                            self.running_var if update or not use_batch else None,
-                            self.weight, self.bias, training=use_batch, momentum=self.momentum,
-                            eps=self.eps, num_batches_tracked=self.num_batches_tracked if update else None)
+        # without running statistics the batch's own are used in eval mode too (as in
+        # PyTorch); the running buffers are None then, so nothing is updated
+        return C.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            training=self.training or not self.track_running_stats,
+                            momentum=self.momentum, eps=self.eps,
+                            num_batches_tracked=self.num_batches_tracked)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
