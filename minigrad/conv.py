@@ -536,7 +536,11 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     training=False: y = (x - running_mean) / sqrt(running_var + eps) * weight + bias.
     x (N, C, ...); running_mean, running_var, weight, bias (C,) or None.
     """
-    c = x.shape[1] if x.ndim >= 2 else None
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected an input (N, C, ...) with a channel axis, got shape {x.shape}")
+    if momentum is None and running_mean is not None and training and num_batches_tracked is None:
+        raise ValueError("batch_norm: momentum=None (a cumulative average) needs num_batches_tracked")
+    c = x.shape[1]
     xp = xp_of(x.data)
     if weight is None:
         weight = wrap(xp.ones(c, dtype=x.dtype))
