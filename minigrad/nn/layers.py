@@ -13,7 +13,7 @@ import math
 from .. import backend
 from .. import functional as F
 from ..tensor import Tensor
-from .module import Module, Parameter
+from .module import Module, ModuleList, Parameter
 
 
 def uniform_parameter(shape, bound, device=None):
@@ -125,7 +125,6 @@ class MLP(Module):
         super().__init__()
         if len(sizes) < 2:
             raise ValueError(f"MLP: sizes needs at least an input and an output size, got {sizes}")
-        from .module import ModuleList
         self.layers = ModuleList(Dense(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.activation = activation
         self._act = activation_function(activation)
