@@ -140,8 +140,7 @@ def test_unfold_and_fold_gradients_and_their_second_derivatives(device, window, 
     assert mg.gradcheck(lambda t: C.fold(t, (h, w), kernel, stride, padding) ** 2, [cols])
     # grad of grad: d/dx of (d/dx sum(unfold(x)^3)) goes fold -> unfold -> fold
     def grad_of_cube(t):
-        with mg.enable_grad():        # gradcheck evaluates fn under no_grad
-            (g,) = mg.grad((C.unfold(t, kernel, stride, padding) ** 3).sum(), [t], create_graph=True)
+        (g,) = mg.grad((C.unfold(t, kernel, stride, padding) ** 3).sum(), [t], create_graph=True)
         return g
     assert mg.gradcheck(grad_of_cube, [x])
 
@@ -195,9 +194,8 @@ def test_conv2d_second_derivatives_match_central_differences(device, window, see
     weight = mg.tensor(random((2, 2) + kernel, seed + 1), requires_grad=True)
 
     def grads(x, weight):
-        with mg.enable_grad():        # gradcheck evaluates fn under no_grad
-            loss = (C.conv2d(x, weight, None, stride, padding) ** 2).sum()
-            gx, gw = mg.grad(loss, [x, weight], create_graph=True)
+        loss = (C.conv2d(x, weight, None, stride, padding) ** 2).sum()
+        gx, gw = mg.grad(loss, [x, weight], create_graph=True)
         return (gx * gx).sum() + (gw * gw).sum()
     assert mg.gradcheck(grads, [x, weight])
 
@@ -445,9 +443,8 @@ def test_batch_norm_eval_gradients_and_second_derivatives(device):
                         [x, weight, bias])
 
     def grad_norm(x, w):
-        with mg.enable_grad():        # gradcheck evaluates fn under no_grad
-            loss = (C.batch_norm(x, None, None, w, bias, training=True) ** 3).sum()
-            gx, gw = mg.grad(loss, [x, w], create_graph=True)
+        loss = (C.batch_norm(x, None, None, w, bias, training=True) ** 3).sum()
+        gx, gw = mg.grad(loss, [x, w], create_graph=True)
         return (gx * gx).sum() + (gw * gw).sum()
     assert mg.gradcheck(grad_norm, [x, weight])
 
