@@ -72,6 +72,9 @@ print(model)
 for name, parameter in model.named_parameters():
     print(f"  {name:10s} {str(parameter.shape):10s}")
 print(f"parameters: {model.num_parameters()}  (nn.MLP([2, 16, 16, 2]) builds the same stack)")
+mg.manual_seed(0)                        # the same draws in the same order: the same weights, the same outputs
+probe = mg.tensor(np.random.default_rng(1).standard_normal((4, 2)))
+assert np.array_equal(nn.MLP([2, 16, 16, 2])(probe).numpy(), model(probe).numpy())
 
 # ---------------------------------------------------------------------------
 section("3. Softmax and cross-entropy, by hand and by F.cross_entropy")

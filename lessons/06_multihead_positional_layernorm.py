@@ -111,6 +111,7 @@ formula = np.zeros((max_len, pe_width))
 formula[:, 0::2] = np.sin(position * frequency)
 formula[:, 1::2] = np.cos(position * frequency)
 print(f"pe {table.shape}; matches the formula: {np.allclose(table, formula, atol=1e-6)}")
+assert np.allclose(table, formula, atol=1e-6)
 print("pe[0, :8] =", table[0, :8], "(position 0: sin 0 = 0, cos 0 = 1)")
 print("pe[1, :8] =", table[1, :8])
 # The dot product of two positions' codes depends only on their distance:
@@ -156,6 +157,7 @@ print("matches (x - mean) / sqrt(var + eps) * gamma + beta:", np.allclose(normed
 print("rows 0 and 1 differ only by scale and come out the same:",
       np.allclose(normed.numpy()[0], normed.numpy()[1], atol=1e-4))
 assert np.allclose(normed.numpy(), formula, atol=1e-5)
+assert np.allclose(normed.numpy()[0], normed.numpy()[1], atol=1e-4)
 # gamma and beta are learned: the network can undo the normalisation where that helps.
 
 figure, panels = plt.subplots(1, 2, figsize=(9, 3.2), constrained_layout=True)
@@ -179,4 +181,5 @@ h = layer.norm1(with_positions + layer.self_attn(with_positions))
 ffn = layer.linear2(F.relu(layer.linear1(h)))
 print("by hand, norm2(h + FFN(h)) with h = norm1(x + attention(x)), matches:",
       np.allclose(layer.norm2(h + ffn).numpy(), encoded.numpy(), atol=1e-5))
+assert np.allclose(layer.norm2(h + ffn).numpy(), encoded.numpy(), atol=1e-5)
 print(f"\nWrote heads.png, positional_encoding.png and layernorm.png to {args.out}")

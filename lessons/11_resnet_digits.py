@@ -90,6 +90,7 @@ by_hand = (y.numpy() - per_channel.mean(1)[:, None, None]) / np.sqrt(per_channel
 print("channel means before:", per_channel.mean(1), " after:", normalised.numpy().mean(axis=(0, 2, 3)))
 print("matches (x - mean_c) / sqrt(var_c + eps) (gamma = 1, beta = 0 at the start):",
       np.allclose(normalised.numpy(), by_hand, atol=1e-4))
+assert np.allclose(normalised.numpy(), by_hand, atol=1e-4)
 print("running mean, updated by this batch (momentum 0.1):", norm.running_mean.numpy())
 
 # ---------------------------------------------------------------------------
@@ -105,6 +106,7 @@ with mg.no_grad():
     h = model.bn1(model.conv1(x)).relu()                          # the stem: (2, 16, 8, 8)
     print("layer1 block: relu(F(x) + x) by hand equals the block:",
           np.allclose((block.residual(h) + h).relu().numpy(), block(h).numpy(), atol=1e-5))
+    assert np.allclose((block.residual(h) + h).relu().numpy(), block(h).numpy(), atol=1e-5)
     shape = h.shape
     for stage in (model.layer1, model.layer2, model.layer3):
         h = stage(h)
