@@ -346,8 +346,11 @@ def main(argv=None):
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the per-op overhead")
     parser.add_argument("--threads", default="1", help="BLAS / OpenMP threads for every framework (default 1: "
                         "steadier on a shared machine, and the same for all)")
-    parser.add_argument("--out", default=os.path.join(RESULTS, "bench_core.md"))
+    parser.add_argument("--out", default=None,
+                        help="default results/bench_core.md, or results/bench_core_quick.md with --quick")
     args = parser.parse_args(argv)
+    if args.out is None:                 # a quick check never overwrites the full run's table
+        args.out = os.path.join(RESULTS, "bench_core_quick.md" if args.quick else "bench_core.md")
     rounds = args.rounds or (3 if args.quick else 11)
 
     frameworks = ["numpy", "torch", "minigrad"] if torch is not None else ["numpy", "minigrad"]

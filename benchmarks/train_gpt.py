@@ -133,8 +133,11 @@ def parse_args(argv=None):
     parser.add_argument("--sample-chars", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--blas-threads", type=int, default=1, help="0: leave BLAS's default")
-    parser.add_argument("--out", default=os.path.join(RESULTS, "gpt"), help="results path without extension")
+    parser.add_argument("--out", default=None, help="results path without extension ('' writes nothing; "
+                        "default results/gpt, or results/gpt_quick with --quick)")
     args = parser.parse_args(argv)
+    if args.out is None:                 # a quick check never overwrites the full run's results
+        args.out = os.path.join(RESULTS, "gpt_quick" if args.quick else "gpt")
     if args.quick:
         args.steps, args.eval_every, args.n_layer, args.d_model, args.sample_chars = 150, 50, 2, 64, 200
         args.warmup = 20

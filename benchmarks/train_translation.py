@@ -143,8 +143,11 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--blas-threads", type=int, default=1, help="0: leave BLAS's default")
-    parser.add_argument("--out", default=os.path.join(RESULTS, "translation"), help="results path without extension")
+    parser.add_argument("--out", default=None, help="results path without extension ('' writes nothing; "
+                        "default results/translation, or results/translation_quick with --quick)")
     args = parser.parse_args(argv)
+    if args.out is None:                 # a quick check never overwrites the full run's results
+        args.out = os.path.join(RESULTS, "translation_quick" if args.quick else "translation")
     if args.quick:
         args.steps, args.n_train, args.n_test, args.log_every = 300, 5000, 200, 50
     return args
