@@ -1,5 +1,5 @@
 """README.md stays true: its set-up commands are CI's, its example prints what it
-says, and the lessons it lists exist."""
+says, and it lists every lesson and benchmark script."""
 import contextlib
 import io
 import os
@@ -35,8 +35,18 @@ def test_readme_example_prints_what_its_comments_say():
     assert [line.strip() for line in printed.getvalue().splitlines()] == expected
 
 
-def test_readme_lists_only_lessons_that_exist():
+def test_readme_lists_every_lesson_and_no_missing_one():
     readme = _read("README.md")
     listed = set(re.findall(r"lessons/(\d\d_\w+\.py)", readme))
-    present = set(os.listdir(os.path.join(ROOT, "lessons")))
-    assert listed and listed <= present, f"README.md lists missing lessons: {sorted(listed - present)}"
+    present = {name for name in os.listdir(os.path.join(ROOT, "lessons")) if re.fullmatch(r"\d\d_\w+\.py", name)}
+    assert listed == present, (f"README.md lists missing lessons {sorted(listed - present)} "
+                               f"and leaves out {sorted(present - listed)}")
+
+
+def test_readme_names_every_benchmark_script():
+    readme = _read("README.md")
+    scripts = {name for name in os.listdir(os.path.join(ROOT, "benchmarks"))
+               if name.endswith(".py") and name != "common.py"}
+    assert scripts, "no benchmark scripts found"
+    missing = sorted(name for name in scripts if name not in readme)
+    assert not missing, f"README.md does not mention the benchmarks {missing}"
