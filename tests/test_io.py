@@ -305,19 +305,34 @@ def test_zip_file_is_a_clear_error(tmp_path):
     path = tmp_path / "model.pt"                       # PyTorch's .pt files are zip archives
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
-    _error_for(path)
+    assert "not a safetensors file" in _error_for(path)
+
+
+UNPICKLED = []
+
+
+def record_unpickling(tag):
+    UNPICKLED.append(tag)
+
+
+class RecordsUnpickling:
+    """Unpickling this calls record_unpickling: a loader that unpickles would show it."""
+    def __reduce__(self):
+        return record_unpickling, ("unpickled",)
 
 
 def test_pickle_file_is_a_clear_error_and_is_never_unpickled(tmp_path):
     path = tmp_path / "model.pkl"
-    path.write_bytes(pickle.dumps({"weight": [1.0, 2.0]}, protocol=2))
-    _error_for(path)
+    path.write_bytes(pickle.dumps({"weight": RecordsUnpickling()}, protocol=2))
+    UNPICKLED.clear()
+    assert "not a safetensors file" in _error_for(path)
+    assert UNPICKLED == []
 
 
 def test_npy_file_is_a_clear_error(tmp_path):
     path = tmp_path / "array.npy"
     np.save(path, np.arange(10.0))
-    _error_for(path)
+    assert "not a safetensors file" in _error_for(path)
 
 
 def test_safetensors_error_is_a_value_error():
