@@ -16,6 +16,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+import minigrad as mg
 from minigrad import backend
 
 import fake_cupy
@@ -47,6 +48,12 @@ def _register_cuda_module():
     backend.register_cuda_module(cuda_module())
     yield
     backend.register_cuda_module(None)
+
+
+@pytest.fixture(autouse=True)
+def _same_seed_for_every_test():
+    """Each test starts from seed 0, so its random draws do not depend on which tests ran before it."""
+    mg.manual_seed(0)
 
 
 @pytest.fixture(params=["cpu", "cuda"])
