@@ -154,7 +154,7 @@ def main():
                + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch is not None else ""))
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY")}
 
-    report = [f"# Conv2d forward + backward, minigrad vs PyTorch (`python benchmarks/bench_conv.py`)", "",
+    report = ["# Conv2d forward + backward, minigrad vs PyTorch (`python benchmarks/bench_conv.py`)", "",
               f"Input ({N}, {C_IN}, {SIDE}, {SIDE}) float32 requiring grad, Conv2d({C_IN}, {C_OUT}, "
               f"{KERNEL}, padding={PADDING}) with bias; backward computes dL/dx, dL/dw, dL/db from a fixed "
               f"output gradient. {args.repeats} interleaved repeats after 3 warm-ups; times in ms.", "",

@@ -44,3 +44,27 @@ def write_results(out, result, markdown):
     with open(out + ".md", "w") as handle:
         handle.write(markdown)
     print(f"wrote {out}.json and .md")
+
+
+def add_run_arguments(parser, name):
+    """--seed, --blas-threads and --out, which every training benchmark takes."""
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--blas-threads", type=int, default=1, help="0: leave BLAS's default")
+    parser.add_argument("--out", default=None, help="results path without extension ('' writes nothing; "
+                        f"default results/{name}, or results/{name}_quick with --quick)")
+
+
+def default_out(args, name):
+    """A quick check never overwrites the full run's results."""
+    if args.out is None:
+        args.out = os.path.join(RESULTS, f"{name}_quick" if args.quick else name)
+
+
+def run(args, train, report):
+    """Train with the BLAS threads capped, add the machine facts, write the results."""
+    threads = limit_blas_threads(args.blas_threads)
+    result = train(args)
+    result["machine"] = machine_info(blas_threads=threads)
+    if args.out:
+        write_results(args.out, result, report(result))
+    return result

@@ -15,7 +15,6 @@ speed of cached vs uncached generation. Writes benchmarks/results/gpt.json and .
 """
 import argparse
 import math
-import os
 import sys
 import time
 
@@ -26,7 +25,7 @@ import minigrad.functional as F
 from minigrad.models import GPT
 from minigrad.tasks import CharTokenizer, lm_batch, stdlib_corpus, train_val_split
 
-from common import RESULTS, limit_blas_threads, machine_info, write_results   # benchmarks/common.py, beside this script
+from common import add_run_arguments, default_out, run   # benchmarks/common.py, beside this script
 
 
 def estimate_loss(model, ids, block_size, batches, batch_size, seed):
@@ -131,13 +130,9 @@ def parse_args(argv=None):
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--eval-batches", type=int, default=8)
     parser.add_argument("--sample-chars", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--blas-threads", type=int, default=1, help="0: leave BLAS's default")
-    parser.add_argument("--out", default=None, help="results path without extension ('' writes nothing; "
-                        "default results/gpt, or results/gpt_quick with --quick)")
+    add_run_arguments(parser, "gpt")
     args = parser.parse_args(argv)
-    if args.out is None:                 # a quick check never overwrites the full run's results
-        args.out = os.path.join(RESULTS, "gpt_quick" if args.quick else "gpt")
+    default_out(args, "gpt")
     if args.quick:
         args.steps, args.eval_every, args.n_layer, args.d_model, args.sample_chars = 150, 50, 2, 64, 200
         args.warmup = 20
@@ -166,13 +161,7 @@ def report(result):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    threads = limit_blas_threads(args.blas_threads)
-    result = train(args)
-    result["machine"] = machine_info(blas_threads=threads)
-    if args.out:
-        write_results(args.out, result, report(result))
-    return result
+    return run(parse_args(argv), train, report)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Writes benchmarks/results/translation.json (and .md): the settings, the loss
 curve, token accuracy, exact match, and the time per step and in total.
 """
 import argparse
-import os
 import time
 
 import numpy as np
@@ -26,7 +25,7 @@ import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad.tasks import DateTranslation
 
-from common import RESULTS, limit_blas_threads, machine_info, write_results   # benchmarks/common.py, beside this script
+from common import add_run_arguments, default_out, run   # benchmarks/common.py, beside this script
 
 
 def batches(src, tgt, batch_size, rng):
@@ -140,27 +139,17 @@ def parse_args(argv=None):
     parser.add_argument("--norm-first", action="store_true", help="pre-LN instead of the paper's post-LN")
     parser.add_argument("--warmup", type=int, default=400)
     parser.add_argument("--factor", type=float, default=1.0, help="scale of the warm-up schedule")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-every", type=int, default=100)
-    parser.add_argument("--blas-threads", type=int, default=1, help="0: leave BLAS's default")
-    parser.add_argument("--out", default=None, help="results path without extension ('' writes nothing; "
-                        "default results/translation, or results/translation_quick with --quick)")
+    add_run_arguments(parser, "translation")
     args = parser.parse_args(argv)
-    if args.out is None:                 # a quick check never overwrites the full run's results
-        args.out = os.path.join(RESULTS, "translation_quick" if args.quick else "translation")
+    default_out(args, "translation")
     if args.quick:
         args.steps, args.n_train, args.n_test, args.log_every = 300, 5000, 200, 50
     return args
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    threads = limit_blas_threads(args.blas_threads)
-    result = train(args)
-    result["machine"] = machine_info(blas_threads=threads)
-    if args.out:
-        write_results(args.out, result, report(result))
-    return result
+    return run(parse_args(argv), train, report)
 
 
 def report(result):
