@@ -23,7 +23,6 @@ Writes heads.png (each head's attention map), positional_encoding.png (the pe
 table and a few of its columns) and layernorm.png into the output folder.
 """
 import argparse
-import math
 import os
 
 import matplotlib

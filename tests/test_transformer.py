@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-import minigrad.functional as F
 import minigrad.nn as nn
 from test_attention import dense_np, module_gradcheck, np_mha
 

@@ -39,7 +39,6 @@ pooler); no relative position embeddings, no cross-attention or key/value
 cache; position ids are always 0..T-1.
 """
 import json
-import math
 import os
 import re
 from dataclasses import dataclass, fields

@@ -21,7 +21,6 @@ Masks are boolean with True = may attend, broadcast to (B, n_heads, Tq, Tk):
     causal_mask(T)              (T, T): position t sees positions <= t only
     padding & causal            (B, 1, T, T): both
 """
-import math
 
 from .. import backend
 from .. import functional as F

@@ -25,7 +25,6 @@ feed-forward after the activation, and to the sum of embeddings and positions.
 import math
 
 from .. import backend
-from .. import functional as F
 from ..tensor import Tensor, no_grad
 from .attention import KVCache, MultiHeadAttention, causal_mask
 from .layers import (Dense, Dropout, Embedding, LayerNorm, activation_function, constant_parameter,
