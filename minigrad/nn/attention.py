@@ -95,9 +95,18 @@ class MultiHeadAttention(Module):
     (PyTorch averages them over heads unless average_attn_weights=False).
     cache: a KVCache for incremental decoding (see KVCache).
 
+    record_weights: False by default. When set True on an instance, every forward
+    keeps its inputs and weights in self.recorded, a dict with "query", "key",
+    "value" (Tensors, before the projections), "mask" and "weights" (B, n_heads, Tq, Tk),
+    all detached; mg.viz.attention_weights switches it on for one forward and off
+    again (and clears self.recorded), so a model never keeps these by accident.
+
     Submodules q_proj, k_proj, v_proj, out_proj: Dense(d_model, d_model) each (PyTorch
     packs the first three into one in_proj_weight, and stores weights transposed).
     """
+
+    record_weights = False      # class default: costs one attribute read per forward when off
+    recorded = None
 
     def __init__(self, d_model, n_heads, dropout=0.0, bias=True):
         super().__init__()
@@ -139,6 +148,9 @@ class MultiHeadAttention(Module):
                 k, v = cache.update(k, v)
         heads, weights = F.scaled_dot_product_attention(
             q, k, v, mask=mask, dropout_p=self.dropout, return_weights=True, training=self.training)
+        if self.record_weights:
+            self.recorded = {"query": query.detach(), "key": key.detach(), "value": value.detach(),
+                             "mask": mask, "weights": weights.detach()}
         output = self.out_proj(self.merge_heads(heads))              # (B, Tq, d_model)
         return (output, weights) if return_weights else output
 
