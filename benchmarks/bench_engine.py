@@ -1,18 +1,26 @@
-"""Speed of minigrad's core ops, forward + backward, against the same math written
-by hand in plain numpy, and against PyTorch (CPU) when it is installed.
+"""minigrad's engine: the Python overhead per op on tiny tensors, and forward +
+backward of large-tensor work, against the same math written by hand in plain numpy
+and against PyTorch (CPU, eager) when it is installed, all side by side in one run.
 
-    python benchmarks/bench_core.py             # full sizes, a minute or two
-    python benchmarks/bench_core.py --quick     # small sizes, a few seconds
-    python benchmarks/bench_core.py --profile   # also: where the per-op time goes (cProfile)
+    python benchmarks/bench_engine.py             # full sizes, a few minutes
+    python benchmarks/bench_engine.py --quick     # small sizes, a few seconds
+    python benchmarks/bench_engine.py --profile   # also: where the per-op time goes (cProfile)
 
-Every case is one forward and one backward pass (the MLP case also updates the
-weights). The frameworks take turns within each round, round after round, so a
-machine that gets busier halfway slows all of them alike; the table gives the
-median time per call and minigrad's ratio to the others (lower is better for
-minigrad; 1.0 = as fast). Writes benchmarks/results/bench_core.md.
+1. Per-op overhead: each op chained many times on an (8, 8) tensor that requires
+   grad, so the array work is negligible; microseconds per op, forward alone and
+   forward + backward, for minigrad and PyTorch, and their ratio.
+   Target: within 2x of PyTorch's eager overhead.
+2. Large tensors: a chain of big matmuls and elementwise ops (residual tanh
+   blocks), plain matmul, an elementwise chain, softmax and layer_norm, one
+   forward + backward each, against numpy by hand and PyTorch.
+   Target: within 1.2x of hand-written numpy.
 
-numpy is the floor: the same array work with no graph, no Tensor objects and no
-bookkeeping, so minigrad / numpy is the price of autograd itself.
+The frameworks take turns within each round, round after round, so a machine that
+gets busier halfway slows all of them alike; the tables give medians. numpy is the
+floor: the same array work with no graph, no Tensor objects and no bookkeeping, so
+minigrad / numpy is the price of autograd itself. Writes
+benchmarks/results/bench_engine.{md,json} (bench_engine_quick.* with --quick) and
+prints its headline ratios as `ratio | ...` lines for benchmarks/run.py.
 """
 import argparse
 import cProfile
@@ -41,8 +49,9 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-import minigrad as mg
-import minigrad.functional as F
+import minigrad as mg  # noqa: E402
+import minigrad.functional as F  # noqa: E402
+from common import RESULTS, machine_info, print_ratio, write_results  # noqa: E402
 
 try:
     import torch
@@ -50,7 +59,8 @@ try:
 except ImportError:          # PyTorch is optional: its column is left out
     torch = None
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+LARGE_TARGET = 1.2      # large-tensor work: minigrad / hand-written numpy
+OVERHEAD_TARGET = 2.0   # per-op overhead: minigrad / PyTorch eager
 
 
 # --------------------------------------------------------------------------- the cases
@@ -175,135 +185,116 @@ def case_layer_norm(rows, d):
     return steps
 
 
-def case_mlp(batch, sizes, lr=0.01):
-    """One SGD training step of an MLP (ReLU between layers) with cross-entropy loss."""
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
-    y = rng.integers(0, sizes[-1], batch)
-    init = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        init.append((rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32))
-        init.append(np.zeros(n_out, np.float32))
+def case_chain(batch, d, depth):
+    """A chain of large matmuls and elementwise ops, residual blocks
 
-    np_params = [p.copy() for p in init]
+        z_i = h_{i-1} W_i + b_i,   a_i = tanh(z_i),   h_i = h_{i-1} + 0.5 a_i,   loss = sum(h_depth * G)
 
-    def numpy_step():
-        activations, h = [x], x
-        for i in range(0, len(np_params), 2):
-            h = h @ np_params[i] + np_params[i + 1]
-            if i + 2 < len(np_params):
-                h = np.maximum(h, 0)
-            activations.append(h)
-        shifted = h - h.max(axis=1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        loss = -log_probs[np.arange(batch), y].mean()
-        grad = np.exp(log_probs)
-        grad[np.arange(batch), y] -= 1
-        grad /= batch
-        for i in range(len(np_params) - 2, -1, -2):
-            inputs = activations[i // 2]
-            grad_w, grad_b = inputs.T @ grad, grad.sum(axis=0)
-            if i > 0:
-                grad = (grad @ np_params[i].T) * (inputs > 0)
-            np_params[i] -= lr * grad_w
-            np_params[i + 1] -= lr * grad_b
-        return loss
-
-    mg_params = [mg.tensor(p.copy(), requires_grad=True) for p in init]
-    X = mg.tensor(x)
-
-    def minigrad_step():
-        h = X
-        for i in range(0, len(mg_params), 2):
-            h = h @ mg_params[i] + mg_params[i + 1]
-            if i + 2 < len(mg_params):
-                h = h.relu()
-        loss = F.cross_entropy(h, y)
-        loss.backward()
-        with mg.no_grad():
-            for p in mg_params:
-                p.data -= lr * p.grad.data
-                p.grad = None
-
-    steps = {"numpy": numpy_step, "minigrad": minigrad_step}
-    if torch is not None:
-        t_params = [torch.from_numpy(p.copy()).requires_grad_() for p in init]
-        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-        def torch_step():
-            h = tx
-            for i in range(0, len(t_params), 2):
-                h = h @ t_params[i] + t_params[i + 1]
-                if i + 2 < len(t_params):
-                    h = h.relu()
-            torch.nn.functional.cross_entropy(h, ty).backward()
-            with torch.no_grad():
-                for p in t_params:
-                    p -= lr * p.grad
-                    p.grad = None
-        steps["torch"] = torch_step
-    return steps
-
-
-def case_small_ops(n_ops, size):
-    """A chain of n_ops tiny elementwise ops (add, mul, tanh in turn) on (size, size):
-    the array work is negligible, so this measures the per-op overhead."""
-    x = np.random.default_rng(5).standard_normal((size, size)).astype(np.float32)
+    Backward by hand:  dz_i = 0.5 dh_i (1 - a_i^2),  dW_i = h_{i-1}^T dz_i,  db_i = sum_rows dz_i,
+    dh_{i-1} = dh_i + dz_i W_i^T  (x needs no gradient, so the first block stops at dW, db)."""
+    rng = np.random.default_rng(6)
+    x, g = (rng.standard_normal((batch, d)).astype(np.float32) for _ in range(2))
+    ws = [(rng.standard_normal((d, d)) / np.sqrt(d)).astype(np.float32) for _ in range(depth)]
+    bs = [(0.1 * rng.standard_normal(d)).astype(np.float32) for _ in range(depth)]
     half, one = np.float32(0.5), np.float32(1.0)
 
     def numpy_step():
-        values, t = [], x
-        for i in range(n_ops):
-            values.append(t)
-            t = t + half if i % 3 == 0 else t * half if i % 3 == 1 else np.tanh(t)
-        grad = np.ones_like(t)
-        for i in reversed(range(n_ops)):
-            if i % 3 == 1:
-                grad = grad * half
-            elif i % 3 == 2:
-                th = np.tanh(values[i])
-                grad = grad * (one - th * th)
-        return grad
+        hs, acts, h = [x], [], x
+        for w, b in zip(ws, bs):
+            a = np.tanh(h @ w + b)
+            h = h + half * a
+            hs.append(h)
+            acts.append(a)
+        loss = (h * g).sum()
+        grads, dh = [], g
+        for i in reversed(range(depth)):
+            dz = (half * dh) * (one - acts[i] * acts[i])
+            grads.append((hs[i].T @ dz, dz.sum(axis=0)))
+            if i > 0:
+                dh = dh + dz @ ws[i].T
+        return loss, grads
 
-    X = mg.tensor(x, requires_grad=True)
+    X, G = mg.tensor(x), mg.tensor(g)
+    Ws = [mg.tensor(w.copy(), requires_grad=True) for w in ws]
+    Bs = [mg.tensor(b.copy(), requires_grad=True) for b in bs]
 
     def minigrad_step():
-        X.grad = None
-        t = X
-        for i in range(n_ops):
-            t = t + 0.5 if i % 3 == 0 else t * 0.5 if i % 3 == 1 else t.tanh()
-        t.sum().backward()
+        h = X
+        for w, b in zip(Ws, Bs):
+            w.grad = b.grad = None
+            h = h + (h @ w + b).tanh() * 0.5
+        (h * G).sum().backward()
 
     steps = {"numpy": numpy_step, "minigrad": minigrad_step}
     if torch is not None:
-        tx = torch.from_numpy(x.copy()).requires_grad_()
+        tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+        tws = [torch.from_numpy(w.copy()).requires_grad_() for w in ws]
+        tbs = [torch.from_numpy(b.copy()).requires_grad_() for b in bs]
 
         def torch_step():
-            tx.grad = None
-            t = tx
-            for i in range(n_ops):
-                t = t + 0.5 if i % 3 == 0 else t * 0.5 if i % 3 == 1 else t.tanh()
-            t.sum().backward()
+            h = tx
+            for w, b in zip(tws, tbs):
+                w.grad = b.grad = None
+                h = h + (h @ w + b).tanh() * 0.5
+            (h * tg).sum().backward()
         steps["torch"] = torch_step
     return steps
 
 
-def cases(quick):
-    if quick:
-        return [("matmul 128x128", case_matmul(128)),
-                ("elementwise chain, 100k", case_elementwise(100_000)),
-                ("softmax (64, 256)", case_softmax(64, 256)),
-                ("layer_norm (256, 128)", case_layer_norm(256, 128)),
-                ("MLP step 64x[64-64-10]", case_mlp(64, [64, 64, 10])),
-                ("30 tiny ops (8x8)", case_small_ops(30, 8))]
-    return [("matmul 512x512", case_matmul(512)),
-            ("matmul 1024x1024", case_matmul(1024)),
-            ("elementwise chain, 1M", case_elementwise(1_000_000)),
-            ("softmax (256, 1024)", case_softmax(256, 1024)),
-            ("layer_norm (4096, 512)", case_layer_norm(4096, 512)),
-            ("MLP step 128x[784-512-256-10]", case_mlp(128, [784, 512, 256, 10])),
-            ("MLP step 32x[64-64-10] (small)", case_mlp(32, [64, 64, 10])),
-            ("60 tiny ops (8x8)", case_small_ops(60, 8))]
+# --------------------------------------------------------------------------- per-op overhead
+# Each op applied n times in a chain on a tiny (8, 8) tensor that requires grad: the
+# array work is a few hundred nanoseconds, so the time per op is the framework's own
+# Python/C++ bookkeeping (building the graph forward, walking it backward).
+OVERHEAD_OPS = {
+    "add (t + 0.5)": lambda t, w, i: t + 0.5,
+    "mul (t * 1.01)": lambda t, w, i: t * 1.01,
+    "tanh": lambda t, w, i: t.tanh(),
+    "matmul (8x8 @ 8x8)": lambda t, w, i: t @ w,
+    "mixed (add, mul, tanh, matmul in turn)":
+        lambda t, w, i: t + 0.5 if i % 4 == 0 else t * 1.01 if i % 4 == 1 else t.tanh() if i % 4 == 2 else t @ w,
+}
+NUMPY_OPS = {
+    "add (t + 0.5)": lambda t, w, i: t + np.float32(0.5),
+    "mul (t * 1.01)": lambda t, w, i: t * np.float32(1.01),
+    "tanh": lambda t, w, i: np.tanh(t),
+    "matmul (8x8 @ 8x8)": lambda t, w, i: t @ w,
+    "mixed (add, mul, tanh, matmul in turn)":
+        lambda t, w, i: (t + np.float32(0.5) if i % 4 == 0 else t * np.float32(1.01) if i % 4 == 1
+                         else np.tanh(t) if i % 4 == 2 else t @ w),
+}
+
+
+def overhead_steps(kind, n_ops, size=8):
+    """{label: callable} doing n_ops of `kind` forward only, or forward + backward."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((size, size)).astype(np.float32)
+    w = (rng.standard_normal((size, size)) / np.sqrt(size)).astype(np.float32)
+    op, np_op = OVERHEAD_OPS[kind], NUMPY_OPS[kind]
+
+    def numpy_forward():
+        t = x
+        for i in range(n_ops):
+            t = np_op(t, w, i)
+        return t
+
+    def make(tensor_x, tensor_w, backward):
+        def step():
+            tensor_x.grad = None
+            t = tensor_x
+            for i in range(n_ops):
+                t = op(t, tensor_w, i)
+            if backward:
+                t.sum().backward()
+        return step
+
+    X, W = mg.tensor(x, requires_grad=True), mg.tensor(w)
+    steps = {"numpy fwd": numpy_forward, "minigrad fwd": make(X, W, False),
+             "minigrad fwd+bwd": make(X, W, True)}
+    if torch is not None:
+        tx, tw = torch.from_numpy(x.copy()).requires_grad_(), torch.from_numpy(w)
+        steps["torch fwd"] = make(tx, tw, False)
+        steps["torch fwd+bwd"] = make(tx, tw, True)
+    return steps
 
 
 # --------------------------------------------------------------------------- timing
@@ -325,9 +316,9 @@ def interleaved_times(steps, rounds, budget_s=0.05):
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def profile_small_ops(n_calls=300):
-    """cProfile of the tiny-op chain: where minigrad's per-op time goes."""
-    step = case_small_ops(60, 8)["minigrad"]
+def profile_overhead(n_calls=300):
+    """cProfile of the mixed tiny-op chain, forward + backward: where minigrad's per-op time goes."""
+    step = overhead_steps("mixed (add, mul, tanh, matmul in turn)", 60)["minigrad fwd+bwd"]
     step()
     profiler = cProfile.Profile()
     profiler.enable()
@@ -339,54 +330,117 @@ def profile_small_ops(n_calls=300):
     return out.getvalue()
 
 
+def cases(quick):
+    """The large-tensor cases: (label, steps), where the array work dominates."""
+    if quick:
+        return [("chain: 3 x [matmul 64x128 @ 128x128, +b, tanh, *0.5, +residual]", case_chain(64, 128, 3)),
+                ("matmul 128x128", case_matmul(128)),
+                ("elementwise chain, 100k", case_elementwise(100_000)),
+                ("softmax (64, 256)", case_softmax(64, 256)),
+                ("layer_norm (256, 128)", case_layer_norm(256, 128))]
+    return [("chain: 4 x [matmul 512x1024 @ 1024x1024, +b, tanh, *0.5, +residual]", case_chain(512, 1024, 4)),
+            ("matmul 512x512", case_matmul(512)),
+            ("matmul 1024x1024", case_matmul(1024)),
+            ("elementwise chain, 1M", case_elementwise(1_000_000)),
+            ("softmax (256, 1024)", case_softmax(256, 1024)),
+            ("layer_norm (4096, 512)", case_layer_norm(4096, 512))]
+
+
+def table(header, rows):
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
+        ["| " + " | ".join(row) + " |" for row in rows]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, few rounds")
+    parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (a few seconds)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds of interleaved timing")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the per-op overhead")
     parser.add_argument("--threads", default="1", help="BLAS / OpenMP threads for every framework (default 1: "
                         "steadier on a shared machine, and the same for all)")
-    parser.add_argument("--out", default=None,
-                        help="default results/bench_core.md, or results/bench_core_quick.md with --quick")
+    parser.add_argument("--out", default=None, help="results path without extension ('' writes nothing); default "
+                        "results/bench_engine, or results/bench_engine_quick with --quick")
     args = parser.parse_args(argv)
     if args.out is None:                 # a quick check never overwrites the full run's table
-        args.out = os.path.join(RESULTS, "bench_core_quick.md" if args.quick else "bench_core.md")
+        args.out = os.path.join(RESULTS, "bench_engine_quick" if args.quick else "bench_engine")
     rounds = args.rounds or (3 if args.quick else 11)
+    budget = 0.005 if args.quick else 0.05
+    has_torch = torch is not None
 
-    frameworks = ["numpy", "torch", "minigrad"] if torch is not None else ["numpy", "minigrad"]
-    rows = []
+    # ---- 1. per-op overhead on tiny tensors
+    n_ops = 20 if args.quick else 100
+    overhead_rows, overhead = [], {}
+    print(f"per-op overhead, microseconds per op ({n_ops} ops on (8, 8) float32):", flush=True)
+    for kind in OVERHEAD_OPS:
+        times = {k: v / n_ops * 1e6 for k, v in interleaved_times(overhead_steps(kind, n_ops), rounds, budget).items()}
+        overhead[kind] = times
+        row = [kind, f"{times['numpy fwd']:.2f}", f"{times['minigrad fwd']:.2f}", f"{times['minigrad fwd+bwd']:.2f}"]
+        if has_torch:
+            row += [f"{times['torch fwd']:.2f}", f"{times['torch fwd+bwd']:.2f}",
+                    f"{times['minigrad fwd'] / times['torch fwd']:.2f}",
+                    f"{times['minigrad fwd+bwd'] / times['torch fwd+bwd']:.2f}"]
+        overhead_rows.append(row)
+        print("  ".join(row), flush=True)
+    if has_torch:
+        for kind, times in overhead.items():
+            print_ratio(f"per-op overhead fwd+bwd, {kind}", "minigrad / torch",
+                        times["minigrad fwd+bwd"] / times["torch fwd+bwd"], OVERHEAD_TARGET)
+        mixed = overhead["mixed (add, mul, tanh, matmul in turn)"]
+        print_ratio("per-op overhead fwd, mixed", "minigrad / torch",
+                    mixed["minigrad fwd"] / mixed["torch fwd"], OVERHEAD_TARGET)
+
+    # ---- 2. large tensors: forward + backward against numpy by hand and PyTorch
+    frameworks = ["numpy", "torch", "minigrad"] if has_torch else ["numpy", "minigrad"]
+    rows, large = [], {}
+    print("large tensors, ms per forward + backward:", flush=True)
     for label, steps in cases(args.quick):
-        times = interleaved_times(steps, rounds)
+        times = interleaved_times(steps, rounds, budget)
+        large[label] = times
         row = [label] + [f"{times[f] * 1e3:.3f}" for f in frameworks]
         row.append(f"{times['minigrad'] / times['numpy']:.2f}")
-        if torch is not None:
+        if has_torch:
             row.append(f"{times['minigrad'] / times['torch']:.2f}")
         rows.append(row)
         print("  ".join(row), flush=True)
+    for label, times in large.items():
+        print_ratio(label, "minigrad / numpy", times["minigrad"] / times["numpy"], LARGE_TARGET)
+        if has_torch:
+            print_ratio(label, "minigrad / torch", times["minigrad"] / times["torch"])
 
-    header = ["case (forward + backward)"] + [f"{f} ms" for f in frameworks] + ["minigrad / numpy"]
-    if torch is not None:
-        header.append("minigrad / torch")
-    lines = ["# Core ops: minigrad vs numpy" + (" vs PyTorch" if torch is not None else ""), "",
-             f"`python benchmarks/bench_core.py{' --quick' if args.quick else ''}`, median of {rounds} "
-             "interleaved rounds; float32; ratio < 1 means minigrad is faster.", "",
+    command = f"python benchmarks/bench_engine.py{' --quick' if args.quick else ''}"
+    lines = ["# Engine: per-op overhead and large-tensor forward + backward, minigrad vs numpy"
+             + (" vs PyTorch" if has_torch else ""), "",
+             f"`{command}`, median of {rounds} interleaved rounds (the frameworks take turns every round); "
+             "float32; a ratio < 1 means minigrad is faster.", "",
              f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
              f"{os.environ['OPENBLAS_NUM_THREADS']} BLAS/OpenMP thread(s) for every framework (--threads)",
-             f"- numpy {np.__version__}" + (f", torch {torch.__version__}" if torch is not None
-                                            else ", torch not installed"),
-             f"- minigrad {mg.__version__}", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    lines += ["", "numpy is the same math written by hand with no graph: minigrad / numpy is the cost of",
-              "autograd. The tiny-op rows measure per-op overhead (Python work per op, forward and backward)."]
+             f"- numpy {np.__version__}" + (f", torch {torch.__version__}" if has_torch else ", torch not installed"),
+             f"- minigrad {mg.__version__}; {time.strftime('%Y-%m-%d %H:%M %Z')}", "",
+             f"## Per-op overhead: microseconds per op ({n_ops} ops chained on an (8, 8) tensor)", "",
+             f"Target: minigrad within {OVERHEAD_TARGET:g}x of PyTorch eager. fwd builds the graph (the input "
+             "requires grad); fwd+bwd adds `.sum().backward()`. numpy fwd is the bare array call, the floor.", ""]
+    header = ["op", "numpy fwd us", "minigrad fwd us", "minigrad fwd+bwd us"]
+    if has_torch:
+        header += ["torch fwd us", "torch fwd+bwd us", "minigrad / torch fwd", "minigrad / torch fwd+bwd"]
+    lines += table(header, overhead_rows)
+    lines += ["", "## Large tensors: ms per forward + backward", "",
+              f"Target: minigrad within {LARGE_TARGET:g}x of the same math written by hand in numpy (no graph, "
+              "no Tensor objects: minigrad / numpy is the price of autograd itself).", ""]
+    header = ["case (forward + backward)"] + [f"{f} ms" for f in frameworks] + ["minigrad / numpy"]
+    if has_torch:
+        header.append("minigrad / torch")
+    lines += table(header, rows)
     if args.profile:
-        report = profile_small_ops()
+        report = profile_overhead()
         print(report)
-        lines += ["", "## Where the per-op time goes (cProfile, 60 tiny ops x 300)", "", "```", report.strip(), "```"]
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+        lines += ["", "## Where the per-op time goes (cProfile, 60 mixed tiny ops, fwd+bwd, x 300)", "",
+                  "```", report.strip(), "```"]
+    result = {"overhead_us_per_op": overhead, "large_s_per_call": large, "rounds": rounds, "n_ops": n_ops,
+              "torch": torch.__version__ if has_torch else None, "minigrad": mg.__version__,
+              "targets": {"large_vs_numpy": LARGE_TARGET, "overhead_vs_torch": OVERHEAD_TARGET},
+              "machine": machine_info(blas_threads=os.environ["OPENBLAS_NUM_THREADS"])}
+    if args.out:
+        write_results(args.out, result, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -68,3 +68,31 @@ def run(args, train, report):
     if args.out:
         write_results(args.out, result, report(result))
     return result
+
+
+RATIO_PREFIX = "ratio |"
+
+
+def print_ratio(case, comparison, value, target=None):
+    """Print one headline ratio as a line benchmarks/run.py collects into its summary:
+
+        ratio | <case> | <comparison, e.g. minigrad / numpy> | <value> | <target or ->
+
+    Every bench_*.py prints its headline numbers this way (lower is better for minigrad)."""
+    verdict = "-"
+    if target is not None:
+        verdict = f"<= {target:g}: {'met' if value <= target else 'missed'}"
+    line = f"{RATIO_PREFIX} {case} | {comparison} | {value:.2f} | {verdict}"
+    print(line, flush=True)
+    return line
+
+
+def parse_ratio_lines(text):
+    """The (case, comparison, value, target) tuples of print_ratio's lines in a script's output."""
+    rows = []
+    for line in text.splitlines():
+        if line.startswith(RATIO_PREFIX):
+            parts = [part.strip() for part in line[len(RATIO_PREFIX):].split("|")]
+            if len(parts) == 4:
+                rows.append(tuple(parts))
+    return rows
