@@ -190,3 +190,41 @@ def test_lesson_uses_only_the_public_api(name):
                 and inspect.ismodule(getattr(minigrad, node.attr, None))):
             assert f"minigrad.{node.attr}" in ALLOWED_MINIGRAD, \
                 f"{name} line {node.lineno} reaches into minigrad.{node.attr}, which is not public"
+
+
+# --------------------------------------------------------------------------- the runner: python lessons
+def run_runner(*args):
+    return subprocess.run([sys.executable, "lessons", *args], cwd=ROOT, env=lesson_environment(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_runner_lists_every_lesson_with_its_title():
+    result = run_runner()
+    assert result.returncode == 0, result.stderr
+    listed = re.findall(r"^\s*(\d+)\s.*\[(\d\d_\w+\.py)\]\s*$", result.stdout, flags=re.MULTILINE)
+    assert sorted(name for _, name in listed) == sorted(EXPECTED_OUTPUTS)
+    assert all(int(number) == int(name[:2]) for number, name in listed)
+    # the title is the first line of the lesson's docstring
+    assert "tensors and automatic differentiation" in result.stdout
+    assert "a small ResNet reads handwritten digits" in result.stdout
+
+
+def test_runner_runs_a_lesson_by_number_and_passes_its_arguments(tmp_path):
+    out = tmp_path / "one"
+    result = run_runner("1", "--quick", "--out", str(out))
+    check_run(result, "01_autograd.py", out)
+
+
+def test_runner_propagates_a_lessons_exit_code():
+    result = run_runner("1", "--no-such-option")
+    assert result.returncode != 0
+    assert "--no-such-option" in result.stderr
+
+
+@pytest.mark.parametrize("bad", ["99", "0", "seven"])
+def test_runner_rejects_an_unknown_lesson_and_lists_the_valid_numbers(bad):
+    result = run_runner(bad)
+    assert result.returncode == 2
+    assert f"no lesson {bad!r}" in result.stderr
+    valid = ", ".join(str(int(name[:2])) for name in sorted(EXPECTED_OUTPUTS))
+    assert f"valid numbers are {valid}" in result.stderr

@@ -1,0 +1,71 @@
+"""List the lessons, or run one by its number.
+
+    python lessons                  # the list: number, title, typical run time
+    python lessons 7                # runs lessons/07_transformer_translation.py
+    python lessons 7 --quick        # arguments after the number go to the lesson
+
+A lesson runs in a fresh process with the same Python, from wherever you ran this;
+its exit code becomes this command's exit code.
+"""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+LESSONS_DIR = Path(__file__).resolve().parent
+
+# Measured on a 2-core CPU machine (see lessons/README.md): default run, --quick run.
+TYPICAL_TIME = {
+    1: ("~5 s", "~3 s"), 2: ("~5 s", "~3 s"), 3: ("~10 s", "~3 s"), 4: ("~10 s", "~3 s"),
+    5: ("~5 s", "~3 s"), 6: ("~5 s", "~3 s"), 7: ("~2 min", "~10 s"), 8: ("~2 min", "~10 s"),
+    9: ("~10 s", "~5 s"), 10: ("~2 min", "~10 s"), 11: ("~1 min", "~10 s"), 12: ("~30 s", "~5 s"),
+    13: ("~30 s", "~10 s"),
+}
+
+
+def lessons():
+    """{number: path} for every lessons/NN_topic.py."""
+    found = {}
+    for path in sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py")):
+        found[int(path.name[:2])] = path
+    return found
+
+
+def title(path):
+    """The first line of the lesson's docstring, without its "Lesson N: " prefix."""
+    docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or path.stem
+    first = docstring.strip().splitlines()[0].rstrip(".")
+    head, sep, rest = first.partition(": ")
+    return rest if sep and head.lower().startswith("lesson") else first
+
+
+def print_list(found):
+    print("minigrad lessons (run one with: python lessons N [--quick] [--out DIR])\n")
+    print(f"  {'N':>2}  {'time':>7}  {'--quick':>7}  title")
+    for number, path in found.items():
+        full, quick = TYPICAL_TIME.get(number, ("?", "?"))
+        print(f"  {number:>2}  {full:>7}  {quick:>7}  {title(path)}   [{path.name}]")
+
+
+def main(argv):
+    found = lessons()
+    if not argv or argv[0] in ("-l", "--list", "list"):
+        print_list(found)
+        return 0
+    if argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    try:
+        number = int(argv[0])
+    except ValueError:
+        number = None
+    if number not in found:
+        valid = ", ".join(str(n) for n in found)
+        print(f"lessons: no lesson {argv[0]!r}; valid numbers are {valid} (run `python lessons` for the list)",
+              file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, str(found[number]), *argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
