@@ -110,6 +110,7 @@ class Optimizer:
                 state = self.state.setdefault(param, {"step": 0})
                 state["step"] += 1
                 self.update(param, param.grad.data, state, group)
+                param._version += 1      # in place: a graph that saved param must not reuse it
 
     def update(self, param, grad, state, group):
         raise NotImplementedError

@@ -24,6 +24,7 @@ import contextlib
 import functools
 import heapq
 import itertools
+import operator
 import weakref
 
 from . import backend
@@ -93,6 +94,7 @@ class Tensor:
     generation = 0          # 1 + the creator's generation: orders the backward walk
     name = None             # a label for mg.viz.to_dot
     requires_grad = False
+    _version = 0            # +1 at every in-place change (t += x, t[i] = v, an optimizer step)
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
         if isinstance(data, Tensor):
@@ -317,7 +319,24 @@ class Function:
             output.generation = self.generation + 1
             self.inputs = inputs
             self._output = weakref.ref(output)
+            # backward reads these tensors again; it checks they were not changed in place since
+            self._versions = [x._version for x in inputs]
         return output
+
+    def check_versions(self):
+        """Raise if an input, or the output, was changed in place after this op saved it:
+        backward would otherwise compute with the new values and give a wrong gradient."""
+        output = self.output
+        changed = [(f"input {i}", x, v) for i, (x, v) in enumerate(zip(self.inputs, self._versions))
+                   if x._version != v]
+        if output is not None and output._version != 0:
+            changed.append(("output", output, 0))
+        if changed:
+            where, tensor, version = changed[0]
+            raise RuntimeError(
+                f"backward: the {where} of {type(self).__name__} (shape {tuple(tensor.shape)}) was modified "
+                f"in place after the graph saved it (version {version} -> {tensor._version}); compute "
+                f"the new value out of place (t = t + x) or call backward before changing it")
 
     @property
     def output(self):
@@ -382,6 +401,7 @@ def run_backward(outputs, grad_outputs, create_graph=False, retain_graph=False, 
             key = id(function.output)
             # holding `output` keeps it alive for backward (its users may be freed already)
             output, grad_output = grads[key] if key in keep else grads.pop(key)
+            function.check_versions()
             input_grads = function.backward(grad_output)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
@@ -547,6 +567,47 @@ def _getitem(self, index):
     return _ops.GetItem(_ops._device_index(index, self.device))(self)
 
 
+def _setitem(self, index, value):
+    """t[index] = value, in place on t's data. Autograd does not record it, so it is
+    refused while gradients are recorded for t or value; its version counter goes up,
+    so a graph that saved t notices at backward time."""
+    value = as_tensor(value, self)
+    _check_same_device("setitem", [self, value])
+    if _GradMode.enabled and (self.requires_grad or value.requires_grad):
+        raise RuntimeError(
+            f"t[index] = value: autograd does not record assignment into a tensor (shape {self.shape}) "
+            f"when it or the value requires grad; build the result out of place (mg.where, "
+            f"mg.concatenate, masked_fill) or change the data under mg.no_grad()")
+    self.data[_ops._device_index(index, self.device)] = value.data
+    self._version += 1
+
+
+def _in_place(name, update, out_of_place):
+    """t op= x. In place on t's data when no graph is being recorded for t or x (the
+    version counter goes up, so a graph that saved t notices at backward time).
+    While recording, t op= x is t = t op x, out of place (what the name t then
+    refers to changes, the graph's saved tensors do not); on a leaf that requires
+    grad that would silently detach it from its optimizer, so it is an error."""
+    def method(self, other):
+        other = as_tensor(other, self)
+        _check_same_device(name, [self, other])
+        if _GradMode.enabled and (self.requires_grad or other.requires_grad):
+            if self.is_leaf and self.requires_grad:
+                raise RuntimeError(
+                    f"{name}: a leaf tensor that requires grad (shape {self.shape}) cannot be changed in "
+                    f"place while gradients are recorded; do the update under mg.no_grad()")
+            return out_of_place(self, other)
+        try:
+            update(self.data, other.data)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{name}: cannot update shape {self.shape} {self.dtype} in place with "
+                            f"shape {other.shape} {other.dtype}: {exc}") from None
+        self._version += 1
+        return self
+    method.__name__ = name
+    return method
+
+
 def _masked_fill(self, mask, value):
     """Where mask is True put `value`, elsewhere keep self (mask broadcasts)."""
     return _ops.where(mask, as_tensor(value, self), self)
@@ -599,6 +660,11 @@ Tensor.__eq__ = _compare("__eq__", lambda xp, a, b: a == b)
 Tensor.__ne__ = _compare("__ne__", lambda xp, a, b: a != b)
 Tensor.__hash__ = object.__hash__          # __eq__ is elementwise, identity stays the hash
 Tensor.__getitem__ = _getitem
+Tensor.__setitem__ = _setitem
+Tensor.__iadd__ = _in_place("__iadd__", operator.iadd, Tensor.__add__)
+Tensor.__isub__ = _in_place("__isub__", operator.isub, Tensor.__sub__)
+Tensor.__imul__ = _in_place("__imul__", operator.imul, Tensor.__mul__)
+Tensor.__itruediv__ = _in_place("__itruediv__", operator.itruediv, Tensor.__truediv__)
 Tensor.exp = lambda self: _ops.Exp()(self)
 Tensor.log = lambda self: _ops.Log()(self)
 Tensor.sqrt = lambda self: _ops.Sqrt()(self)

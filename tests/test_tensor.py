@@ -396,3 +396,76 @@ def test_gradcheck_accepts_a_function_that_differentiates_inside():
         return g
     x = mg.tensor(np.array([0.5, -1.5, 2.0]), requires_grad=True)
     assert mg.gradcheck(first_derivative, [x])
+
+
+# ---- in-place changes and the version counter
+def test_optimizer_step_between_forward_and_backward_is_detected(device):
+    from minigrad import nn, optim
+    w = nn.Parameter(mg.ones(3, 2))
+    loss = (mg.ones(4, 3) @ w).sum()
+    w.grad = mg.ones(3, 2)
+    optim.SGD([w], lr=0.1).step()                      # changes w, which MatMul saved
+    with pytest.raises(RuntimeError, match=r"input 1 of MatMul .*modified in place.*version 0 -> 1"):
+        loss.backward()
+
+
+def test_in_place_add_to_a_saved_constant_is_detected_and_changes_the_data(device):
+    c = mg.tensor([1.0, 2.0])
+    a = mg.tensor([3.0, 4.0], requires_grad=True)
+    y = (a * c).sum()
+    c += 1.0
+    np.testing.assert_array_equal(c.numpy(), [2.0, 3.0])
+    assert c._version == 1
+    with pytest.raises(RuntimeError, match="Mul"):
+        y.backward()
+
+
+def test_changing_an_ops_saved_output_in_place_is_detected(device):
+    x = mg.tensor([0.5, 1.0], requires_grad=True)
+    y = x.exp()
+    with mg.no_grad():
+        y *= 2.0
+    with pytest.raises(RuntimeError, match="output of Exp"):
+        y.sum().backward()
+
+
+def test_setitem_writes_in_place_and_is_refused_while_recording(device):
+    t = mg.zeros(3)
+    t[1] = 5.0
+    t[[0, 2]] = mg.tensor([1.0, 2.0])
+    np.testing.assert_array_equal(t.numpy(), [1.0, 5.0, 2.0])
+    assert t._version == 2
+    w = mg.tensor([1.0, 1.0, 1.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="does not record assignment"):
+        w[0] = 2.0
+    with mg.no_grad():
+        w[0] = 2.0
+    np.testing.assert_array_equal(w.numpy(), [2.0, 1.0, 1.0])
+
+
+def test_in_place_ops_on_a_leaf_that_requires_grad_need_no_grad(device):
+    w = mg.tensor([1.0, 2.0], requires_grad=True)
+    for update in (lambda: w.__iadd__(1.0), lambda: w.__isub__(1.0),
+                   lambda: w.__imul__(2.0), lambda: w.__itruediv__(2.0)):
+        with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+            update()
+    with mg.no_grad():
+        w -= 0.5
+        w *= 2.0
+    np.testing.assert_allclose(w.numpy(), [1.0, 3.0])
+
+
+def test_in_place_add_on_a_graph_tensor_is_out_of_place_and_keeps_gradients_right(device):
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    h = x * x
+    saved = h
+    h += x                                  # h = x^2 + x, a new tensor; the saved x^2 is untouched
+    assert h is not saved
+    h.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 5.0])   # 2x + 1
+
+
+def test_in_place_update_with_a_shape_that_does_not_broadcast_names_both(device):
+    t = mg.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"__iadd__.*\(2, 3\).*\(4,\)"):
+        t += mg.ones(4)

@@ -309,6 +309,7 @@ class Module:
                                + "\n\t".join(problems))
         for key, data in values.items():
             targets[key].data[...] = data        # in place: views of the old state_dict stay live
+            targets[key]._version += 1
         return IncompatibleKeys(missing, unexpected)
 
     # ---- printing
