@@ -64,7 +64,11 @@ def main():
     parser.add_argument("--profile", action="store_true", help="cProfile minigrad's forward + backward")
     parser.add_argument("--torch-spin", action="store_true", help="leave OMP_WAIT_POLICY at its default")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few repeats, results to bench_conv_quick.* (benchmarks/run.py --quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = min(args.repeats, 3)
 
     torch = load_torch(args.torch_spin)
     import minigrad as mg
@@ -185,9 +189,10 @@ def main():
 
     if not args.no_write:
         os.makedirs(RESULTS, exist_ok=True)
-        with open(os.path.join(RESULTS, "bench_conv.md"), "w") as f:
+        stem = "bench_conv_quick" if args.quick else "bench_conv"
+        with open(os.path.join(RESULTS, stem + ".md"), "w") as f:
             f.write("\n".join(report) + "\n")
-        with open(os.path.join(RESULTS, "bench_conv.json"), "w") as f:
+        with open(os.path.join(RESULTS, stem + ".json"), "w") as f:
             json.dump({"median_ms": median, "best_ms": {k: min(v) * 1e3 for k, v in timings.items()},
                        "alone_median_ms": alone, "ratio": ratios, "ratio_alone": ratios_alone, "machine": machine, "blas": blas, "environment": env,
                        "load_average": load, "repeats": args.repeats}, f, indent=1)

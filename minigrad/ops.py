@@ -13,7 +13,7 @@ Everything else (mean, var, softmax via exp/sum, attention, losses) is composed
 from these, except a few composites fused for speed in ``fused.py``.
 """
 from . import backend
-from .tensor import Function, Tensor, as_tensor, wrap
+from .tensor import Function, Tensor, as_tensor, is_grad_enabled, wrap
 
 xp_of = backend.get_array_module
 
@@ -224,6 +224,8 @@ class Tanh(Function):
 
     def backward(self, g):
         y = self.output
+        if not is_grad_enabled():   # plain backward: one array expression, not three ops
+            return wrap(g.data * (1.0 - y.data * y.data))
         return g * (1.0 - y * y)
 
 
@@ -236,6 +238,8 @@ class Sigmoid(Function):
 
     def backward(self, g):
         y = self.output
+        if not is_grad_enabled():   # plain backward: one array expression, not three ops
+            return wrap(g.data * y.data * (1.0 - y.data))
         return g * y * (1.0 - y)
 
 
