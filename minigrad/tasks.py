@@ -5,14 +5,20 @@
                       with a train/test split on distinct dates (test dates are never seen)
     stdlib_corpus()   the source code of Python's own standard library, read from the
                       installed Python: a character-level language-modelling corpus
+    stdlib_docstrings()  the docstrings of those modules, one paragraph a text, with a
+                      train/validation split: a small English corpus for masked-LM training
+    opinion_task()    templated sentences labelled positive/negative, the test sentences
+                      using opinion words never seen in training (sentence classification)
     CharTokenizer     characters <-> integer ids
     Vocab             tokens <-> ids with <pad>, <bos>, <eos>
 
 Everything is deterministic given its seed, and the arrays are numpy (host) arrays,
 ready for mg.tensor or an nn.Embedding.
 """
+import ast
 import datetime
 import os
+import re
 import sysconfig
 
 from . import backend
@@ -243,6 +249,85 @@ class CharTokenizer:
 
     def decode(self, ids):
         return "".join(self.chars[int(i)] for i in ids)
+
+
+def stdlib_docstrings(files=STDLIB_FILES, val_every=10, min_chars=40):
+    """The docstrings of standard-library modules, split into paragraphs, for masked-LM training.
+
+    Reads each file of `files` (as stdlib_corpus does) and collects, in ast.walk order,
+    ast.get_docstring of the module, every class and every function; each docstring is cut
+    at blank lines into paragraphs, whitespace runs become one space, and paragraphs shorter
+    than min_chars (or that are doctest examples, starting with '>>>') are dropped.
+    Paragraph i (counting over all files, in order) goes to validation when
+    i % val_every == val_every - 1, else to training: both sets span every module.
+    Returns (train, validation), two lists of str; the same lists on every run of one
+    Python version (the file list is fixed and sorted, nothing is random).
+    """
+    if val_every < 2:
+        raise ValueError(f"stdlib_docstrings: val_every must be >= 2, got {val_every}")
+    root = sysconfig.get_paths()["stdlib"]
+    paragraphs = []
+    for name in files:
+        path = os.path.join(root, name)
+        if not os.path.exists(path) and name.endswith(".py"):
+            path = os.path.join(root, name[:-3], "__init__.py")
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            doc = ast.get_docstring(node)
+            if not doc:
+                continue
+            for paragraph in re.split(r"\n\s*\n", doc):
+                text = " ".join(paragraph.split())
+                if len(text) >= min_chars and not text.startswith(">>>"):
+                    paragraphs.append(text)
+    if not paragraphs:
+        raise FileNotFoundError(f"stdlib_docstrings: no docstrings found in {len(files)} files under {root}")
+    train = [p for i, p in enumerate(paragraphs) if i % val_every != val_every - 1]
+    validation = [p for i, p in enumerate(paragraphs) if i % val_every == val_every - 1]
+    return train, validation
+
+
+# --------------------------------------------------------------------------- opinion classification
+OPINION_THINGS = ("film", "meal", "hotel", "concert", "book", "service", "phone", "trip", "song", "game",
+                  "room", "show", "class", "car", "restaurant", "holiday")
+OPINION_TEMPLATES = ("the {t} was {a}.", "what a {a} {t}!", "i thought the {t} was {a}.",
+                     "honestly, the {t} was {a}.", "our {t} turned out {a}.", "it was a {a} {t}.",
+                     "my friends found the {t} {a}.", "overall the {t} felt {a}.")
+OPINION_TRAIN_WORDS = {"great": 1, "wonderful": 1, "excellent": 1, "lovely": 1, "amazing": 1, "good": 1,
+                       "terrible": 0, "awful": 0, "horrible": 0, "disappointing": 0, "bad": 0, "boring": 0}
+OPINION_TEST_WORDS = {"fantastic": 1, "superb": 1, "delightful": 1, "brilliant": 1, "enjoyable": 1,
+                      "dreadful": 0, "mediocre": 0, "dull": 0, "poor": 0, "unpleasant": 0}
+
+
+def opinion_task(n_train=192, n_test=160, seed=0):
+    """A generated two-class sentence task: is the opinion positive (1) or negative (0)?
+
+    Each sentence is a template of OPINION_TEMPLATES filled with a thing and an opinion
+    word; training sentences use only OPINION_TRAIN_WORDS and test sentences only
+    OPINION_TEST_WORDS, so test accuracy measures what the encoder knows about words
+    the classifier never saw. Classes are balanced (words drawn in turn).
+    Returns ((train_texts, train_labels), (test_texts, test_labels)): lists of str and
+    int64 arrays.
+    """
+    rng = np.random.default_rng(seed)
+
+    def make(words, count):
+        items = list(words.items())
+        texts, labels = [], []
+        for i in range(count):
+            word, label = items[i % len(items)]
+            template = OPINION_TEMPLATES[rng.integers(len(OPINION_TEMPLATES))]
+            texts.append(template.format(t=OPINION_THINGS[rng.integers(len(OPINION_THINGS))], a=word))
+            labels.append(label)
+        order = rng.permutation(count)
+        return [texts[i] for i in order], np.array(labels, dtype=np.int64)[order]
+
+    return make(OPINION_TRAIN_WORDS, n_train), make(OPINION_TEST_WORDS, n_test)
 
 
 def train_val_split(ids, val_fraction=0.1):
