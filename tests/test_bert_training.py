@@ -1,6 +1,7 @@
 """BERT training: the docstring corpus and opinion task, the masking rule's statistics, the
 MLM loss at the chosen positions (and its gradients), and quick versions of
 benchmarks/train_bert_mlm.py and benchmarks/finetune_bert.py that check learning happens."""
+import contextlib
 import importlib.util
 import os
 
@@ -21,6 +22,16 @@ def load_script(name, monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def one_blas_thread():
+    """BLAS capped at one thread, as the scripts' main() does: on a shared 2-core machine
+    OpenBLAS's spinning threads can make the small products here many times slower."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
 
 
 def has_minilm():
@@ -112,8 +123,10 @@ def test_mlm_loss_on_the_chosen_positions_equals_the_full_loss_and_its_gradients
 
 def test_quick_mlm_pretraining_lowers_the_validation_loss(monkeypatch):
     script = load_script("train_bert_mlm", monkeypatch)
-    args = script.parse_args(["--quick", "--vocab", "corpus", "--out", "", "--steps", "30", "--eval-every", "30"])
-    result = script.train(args, log=lambda *a: None)
+    args = script.parse_args(["--quick", "--vocab", "corpus", "--out", ""])
+    args.steps = args.eval_every = 40
+    with one_blas_thread():
+        result = script.train(args, log=lambda *a: None)
     assert result["final_val_loss"] < result["initial_val_loss"] - 1.5, result
     assert result["final_val_accuracy"] > result["initial_val_accuracy"] + 0.03, result
     assert abs(result["chosen_fraction_of_candidates"] - 0.15) < 0.03
@@ -123,8 +136,10 @@ def test_quick_finetuning_of_minilm_beats_chance_on_unseen_words(monkeypatch):
     if not has_minilm():
         pytest.skip(INSTALL_HINT)
     script = load_script("finetune_bert", monkeypatch)
-    args = script.parse_args(["--quick", "--out", "", "--steps", "8", "--n-train", "48", "--n-test", "40"])
-    result = script.train(args, log=lambda *a: None)
+    args = script.parse_args(["--quick", "--out", ""])
+    args.steps, args.n_train, args.n_test = 8, 48, 40
+    with one_blas_thread():
+        result = script.train(args, log=lambda *a: None)
     assert result["last_loss"] < result["first_loss"], result
     assert result["train_accuracy"] >= 0.85, result
     assert result["test_accuracy"] >= 0.75, result           # chance is 0.5
