@@ -25,7 +25,9 @@ def test_quick_engine_and_mlp_run_and_write_the_summary(tmp_path):
     rows = [line for line in table.splitlines() if line.startswith("| bench_")]
     comparisons = {row.split("|")[3].strip() for row in rows}
     assert {"minigrad / numpy", "minigrad / torch"} <= comparisons or "torch not installed" in table
-    assert any("per-op overhead" in row for row in rows) and any("MLP 784" in row for row in rows)
+    assert any("MLP 784" in row for row in rows)
+    if "torch not installed" not in table:      # per-op overhead is measured against PyTorch's
+        assert any("per-op overhead" in row for row in rows)
     for name in ("bench_engine_quick", "bench_mlp_quick"):
         for ext in (".md", ".json"):
             assert os.path.exists(os.path.join(BENCHMARKS, "results", name + ext))
