@@ -31,9 +31,11 @@ import statistics
 import sys
 import time
 
-import numpy as np
+from common import RESULTS, pin_threads_from_argv  # benchmarks/common.py; imports no numpy
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+THREADS = pin_threads_from_argv()     # before numpy and torch: BLAS fixes its pool on import
+
+import numpy as np  # noqa: E402
 N, C_IN, C_OUT, SIDE, KERNEL, PADDING = 64, 32, 64, 16, 3, 1
 
 
@@ -55,6 +57,7 @@ def load_torch(spin):
         import torch
     except ImportError:
         return None
+    torch.set_num_threads(int(THREADS))
     return torch
 
 
@@ -64,6 +67,8 @@ def main():
     parser.add_argument("--profile", action="store_true", help="cProfile minigrad's forward + backward")
     parser.add_argument("--torch-spin", action="store_true", help="leave OMP_WAIT_POLICY at its default")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--threads", default="1", help="BLAS / OpenMP threads for both frameworks "
+                        "(default 1: comparable on a small shared machine)")
     parser.add_argument("--quick", action="store_true",
                         help="a few repeats, results to bench_conv_quick.* (benchmarks/run.py --quick)")
     args = parser.parse_args()

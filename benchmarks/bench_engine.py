@@ -32,20 +32,9 @@ import statistics
 import sys
 import time
 
+from common import pin_threads_from_argv  # noqa: E402  (benchmarks/common.py; imports no numpy)
 
-def _threads_from_argv(argv):
-    """--threads N, read before numpy is imported: BLAS fixes its thread count on import."""
-    for i, arg in enumerate(argv):
-        if arg == "--threads" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--threads="):
-            return arg.split("=", 1)[1]
-    return "1"
-
-
-THREADS = _threads_from_argv(sys.argv[1:])
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, THREADS)
+THREADS = pin_threads_from_argv()
 
 import numpy as np  # noqa: E402
 

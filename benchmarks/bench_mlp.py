@@ -196,7 +196,7 @@ def main(argv=None):
     if torch is not None:
         header.append("minigrad / torch")
     command = f"python benchmarks/bench_mlp.py{' --quick' if args.quick else ''}"
-    lines = [f"# MLP training step: minigrad vs numpy by hand" + (" vs PyTorch" if torch is not None else ""), "",
+    lines = ["# MLP training step: minigrad vs numpy by hand" + (" vs PyTorch" if torch is not None else ""), "",
              f"`{command}`, median of {rounds} interleaved rounds; float32; SGD lr {LR}, momentum {MOMENTUM}; "
              "a ratio < 1 means minigrad is faster.", "",
              f"- machine: {os.uname().machine}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "

@@ -280,7 +280,7 @@ def report(result):
              f"{' --quick' if result['quick'] else ''}`)", "",
              f"Numpy float32 matmul throughput on this machine ({result['matmul_n']}^2 product, best of 5): "
              f"**{result['matmul_gflops']:.1f} GFLOP/s**.", "",
-             f"## (a) GPT training step", "",
+             "## (a) GPT training step", "",
              f"models.GPT(vocab {cfg['vocab']}, block {cfg['block']}, {cfg['layers']} layers, {cfg['heads']} "
              f"heads, d_model {cfg['d_model']}), {step['params']:,} parameters ({step['dense_params']:,} in "
              f"matrix products); batch {cfg['batch']} x {cfg['block']} tokens; forward, cross-entropy, "

@@ -8,9 +8,23 @@ import os
 import platform
 import sys
 
-import numpy as np
-
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def pin_threads_from_argv(argv=None, default="1"):
+    """Read --threads N (default 1) and set it for every BLAS/OpenMP pool. Call it before
+    numpy or torch is imported: BLAS fixes its thread count on import. One thread each
+    makes frameworks comparable on a small, shared machine. Returns N as a string."""
+    argv = sys.argv[1:] if argv is None else argv
+    threads = default
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            threads = argv[i + 1]
+        elif arg.startswith("--threads="):
+            threads = arg.split("=", 1)[1]
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, threads)
+    return threads
 
 
 def limit_blas_threads(n):
@@ -29,6 +43,7 @@ def limit_blas_threads(n):
 
 def machine_info(**extra):
     """The facts that explain a timing: versions, cores, load."""
+    import numpy as np
     info = {"python": sys.version.split()[0], "numpy": np.__version__, "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None}
