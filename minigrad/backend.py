@@ -13,7 +13,9 @@ cupy is imported only when "cuda" is first asked for, so a machine without it
 never pays for it. Tests swap in a stand-in for cupy (``register_cuda_module``)
 that enforces cupy's rules on the CPU, which is how CI exercises the cuda path.
 """
+import ctypes
 import os
+import sys
 
 import numpy
 
@@ -25,6 +27,31 @@ _default_device = None       # None: read MINIGRAD_DEVICE on first use
 
 _INSTALL_HINT = ('install cupy for your CUDA version with `pip install -e ".[gpu]"` '
                  "(or `pip install cupy-cuda12x`) on a machine with an NVIDIA GPU")
+
+
+# --------------------------------------------------------------------------- memory
+def _keep_freed_arrays_for_reuse():
+    """Ask glibc's malloc to keep freed large blocks for reuse.
+
+    By default glibc hands every block over 128 KB-32 MB back to the OS when it is
+    freed, and the next array of that size faults each of its pages in again: a
+    4 MB array costs about a thousand page faults, often more than the arithmetic
+    on it. Autograd frees and makes many such arrays every step, so minigrad raises
+    the thresholds (as deep learning frameworks' caching allocators do in their own
+    way). Memory then stays with the process up to the trim threshold. Linux/glibc
+    only; set MINIGRAD_MALLOC_TUNE=0 to leave malloc alone.
+    """
+    if os.environ.get("MINIGRAD_MALLOC_TUNE", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):      # not glibc (musl, ...): nothing to tune
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 256 << 20))
+
+
+MALLOC_TUNED = _keep_freed_arrays_for_reuse()
 
 
 # --------------------------------------------------------------------------- devices

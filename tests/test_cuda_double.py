@@ -200,3 +200,16 @@ def test_asking_for_cuda_without_a_gpu_says_so(monkeypatch):
 def test_cuda_is_available_in_the_test_session():
     assert mg.cuda_available()
     assert os.environ.get("MINIGRAD_TEST_REAL_CUDA") == "1" or backend.xp_for("cuda") is fake_cupy
+
+
+def test_malloc_tuning_can_be_turned_off_and_is_on_by_default_on_glibc():
+    import subprocess, sys
+    code = "import minigrad.backend as b; print(b.MALLOC_TUNED)"
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "MINIGRAD_MALLOC_TUNE": "0"})
+    assert off.stdout.strip() == "False"
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        env={k: v for k, v in os.environ.items() if k != "MINIGRAD_MALLOC_TUNE"})
+    import platform
+    expected = "True" if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc" else "False"
+    assert on.stdout.strip() == expected
