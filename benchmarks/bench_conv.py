@@ -28,10 +28,9 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 
-from common import RESULTS, pin_threads_from_argv  # benchmarks/common.py; imports no numpy
+from common import RESULTS, pin_threads_from_argv, profile  # benchmarks/common.py; imports no numpy
 
 THREADS = pin_threads_from_argv()     # before numpy and torch: BLAS fixes its pool on import
 
@@ -183,14 +182,7 @@ def main():
     print("\n".join(report))
 
     if args.profile:
-        import cProfile
-        import pstats
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for _ in range(20):
-            minigrad_step()
-        profiler.disable()
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(12)
+        print(profile(minigrad_step, 20))
 
     if not args.no_write:
         os.makedirs(RESULTS, exist_ok=True)

@@ -23,11 +23,8 @@ benchmarks/results/bench_engine.{md,json} (bench_engine_quick.* with --quick) an
 prints its headline ratios as `ratio | ...` lines for benchmarks/run.py.
 """
 import argparse
-import cProfile
-import io
 import os
 import platform
-import pstats
 import statistics
 import sys
 import time
@@ -40,7 +37,7 @@ import numpy as np  # noqa: E402
 
 import minigrad as mg  # noqa: E402
 import minigrad.functional as F  # noqa: E402
-from common import RESULTS, machine_info, print_ratio, write_results  # noqa: E402
+from common import RESULTS, machine_info, print_ratio, profile, write_results  # noqa: E402
 
 try:
     import torch
@@ -309,14 +306,7 @@ def profile_overhead(n_calls=300):
     """cProfile of the mixed tiny-op chain, forward + backward: where minigrad's per-op time goes."""
     step = overhead_steps("mixed (add, mul, tanh, matmul in turn)", 60)["minigrad fwd+bwd"]
     step()
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(n_calls):
-        step()
-    profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
-    return out.getvalue()
+    return profile(step, n_calls)
 
 
 def cases(quick):

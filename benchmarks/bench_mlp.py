@@ -19,10 +19,7 @@ so a machine that gets busier slows all alike; the table gives medians and ratio
 Writes benchmarks/results/bench_mlp.{md,json} (bench_mlp_quick.* with --quick).
 """
 import argparse
-import cProfile
-import io
 import os
-import pstats
 import sys
 import time
 
@@ -31,7 +28,7 @@ import numpy as np
 
 import minigrad as mg
 import minigrad.functional as F
-from common import RESULTS, machine_info, print_ratio, write_results
+from common import RESULTS, machine_info, print_ratio, profile, write_results
 
 try:
     import torch
@@ -145,14 +142,7 @@ def profile_minigrad(sizes, batch, n_calls):
     x, y, init = make_problem(sizes, batch)
     step = minigrad_trainer(x, y, init, sizes)
     step()
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(n_calls):
-        step()
-    profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
-    return out.getvalue()
+    return profile(step, n_calls, top=15)
 
 
 def main(argv=None):
@@ -208,12 +198,12 @@ def main(argv=None):
              f"Target: minigrad within {TARGET:g}x of hand-written numpy: "
              f"**{'met' if ratio <= TARGET else 'missed'}** ({ratio:.2f}).", ""]
     lines += table(header, [row])
-    profile = None
+    hot_spots = None
     if args.profile or (ratio > TARGET and not args.quick):
-        profile = profile_minigrad(sizes, batch, 5 if args.quick else 50)
-        print(profile)
+        hot_spots = profile_minigrad(sizes, batch, 5 if args.quick else 50)
+        print(hot_spots)
         lines += ["", f"## Where minigrad's step spends its time (cProfile, {5 if args.quick else 50} steps)", "",
-                  "```", profile.strip(), "```"]
+                  "```", hot_spots.strip(), "```"]
     result = {"s_per_step": times, "sizes": sizes, "batch": batch, "rounds": rounds, "target": TARGET,
               "ratio_minigrad_numpy": ratio, "losses_first_steps": losses,
               "torch": torch.__version__ if torch is not None else None, "minigrad": mg.__version__,

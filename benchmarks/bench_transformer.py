@@ -35,10 +35,7 @@ caps numpy's BLAS and torch's intra-op threads alike; OMP_WAIT_POLICY=PASSIVE is
 spinning OpenMP workers do not take the cores from numpy's BLAS in the next call.
 """
 import argparse
-import cProfile
-import io
 import os
-import pstats
 import statistics
 import sys
 import time
@@ -47,6 +44,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import RESULTS, limit_blas_threads, machine_info, write_results  # noqa: E402
+from common import profile as profile_run  # noqa: E402
 
 FULL = dict(vocab=96, block=128, layers=4, heads=4, d_model=256, batch=16, step_repeats=10,
             mha_B=8, mha_T=256, mha_d=256, mha_heads=8, mha_repeats=15, new_tokens=256)
@@ -198,14 +196,7 @@ def bench_gpt_step(mg, torch, cfg, profile):
     flops = 6 * p_dense * B * T + 3 * cfg["layers"] * 2 * 2 * B * T * T * cfg["d_model"]
     hot = None
     if profile:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for _ in range(3):
-            minigrad_step()
-        profiler.disable()
-        stream = io.StringIO()
-        pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(15)
-        hot = stream.getvalue()
+        hot = profile_run(minigrad_step, 3, top=15)
     return {"median_s": medians, "flops": flops, "dense_params": p_dense,
             "params": model.num_parameters(), "check": check, "profile": hot}
 
