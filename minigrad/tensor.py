@@ -269,6 +269,16 @@ _ndarray = backend.numpy.ndarray
 _new_tensor = object.__new__
 
 
+def as_array(value, device=None):
+    """The backend array behind `value`: a Tensor's own .data, or an array, list or
+    number made into an array. With `device` the array is put there (copied only when
+    it lives elsewhere); without it a Tensor's data stays where it is and anything
+    else goes to the default device."""
+    if isinstance(value, Tensor):
+        return value.data if device is None else backend.to_device(value.data, device)
+    return backend.to_device(value, device)
+
+
 def as_tensor(value, like=None):
     """`value` as a Tensor; numbers and arrays become constants on `like`'s device,
     numbers taking `like`'s dtype so that 2 * float32 stays float32."""
