@@ -7,7 +7,7 @@ implementation (Hugging Face transformers on PyTorch) when it is installed, in o
                                                     # (pip install transformers) for the ratio
 
 Workload: 256 sentences of 32 tokens ([CLS] + 30 WordPiece tokens + [SEP]): the first
-256 stdlib docstring paragraphs (minigrad.tasks.stdlib_docstrings) that are at least that
+256 stdlib docstring paragraphs (minigrad.datasets.stdlib_docstrings) that are at least that
 long, truncated. Both implementations get the same input ids, in batches of 32, and compute
 the sentence embedding (mean of the last hidden state over the real tokens, L2-normalised)
 without gradients; the tokenizer's time is reported apart. Timing: the best of --repeats
@@ -47,7 +47,7 @@ import numpy as np
 
 import minigrad as mg
 from minigrad.models import BERT, BertTokenizer, sentence_embeddings
-from minigrad.tasks import stdlib_docstrings
+from minigrad.datasets import stdlib_docstrings
 
 from common import add_run_arguments, default_out, run   # benchmarks/common.py, beside this script
 

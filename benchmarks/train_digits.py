@@ -1,7 +1,7 @@
 """Train a small ResNet and an MLP baseline on handwritten digits, on the CPU.
 
 Data: scikit-learn's bundled digits (1,797 images of 8x8 pixels, 10 classes),
-split 80/20 by class with a fixed seed (minigrad.data.load_digits). Both models
+split 80/20 by class with a fixed seed (minigrad.datasets.load_digits). Both models
 train with Adam and a warm-up + cosine learning-rate schedule, and are scored on
 the held-out test images after every epoch; the script prints a table and writes
 it to benchmarks/results/train_digits.md (and .json).
@@ -22,7 +22,8 @@ import numpy as np
 import minigrad as mg
 import minigrad.functional as F
 from minigrad import models, nn, optim
-from minigrad.data import DataLoader, load_digits
+from minigrad.data import DataLoader
+from minigrad.datasets import load_digits
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 

@@ -3,7 +3,7 @@
     python benchmarks/train_gpt.py            # the full run (a few minutes on 2 cores)
     python benchmarks/train_gpt.py --quick    # a short run
 
-Corpus: minigrad.tasks.stdlib_corpus(), a fixed, sorted list of pure-Python modules
+Corpus: minigrad.datasets.stdlib_corpus(), a fixed, sorted list of pure-Python modules
 read from the running interpreter's stdlib directory (about 1.2 million characters);
 the first 90 % is for training, the last 10 % for validation. Model: models.GPT
 (pre-LN, causal self-attention, GELU MLP, tied embeddings, GPT-2 initialisation),
@@ -23,7 +23,8 @@ import numpy as np
 import minigrad as mg
 import minigrad.functional as F
 from minigrad.models import GPT
-from minigrad.tasks import CharTokenizer, lm_batch, stdlib_corpus, train_val_split
+from minigrad.data import lm_batch, train_val_split
+from minigrad.datasets import CharTokenizer, stdlib_corpus
 
 from common import add_run_arguments, default_out, run   # benchmarks/common.py, beside this script
 

@@ -3,7 +3,7 @@
     python benchmarks/train_translation.py            # the full run (a few minutes on 2 cores)
     python benchmarks/train_translation.py --quick    # a short run, as the CI test does
 
-Task (minigrad.tasks.DateTranslation): "1987-03-14" or "14.03.1987" ->
+Task (minigrad.datasets.DateTranslation): "1987-03-14" or "14.03.1987" ->
 "fourteenth of march nineteen eighty seven"; character-level source, word-level
 target; the test dates never occur in training. The model is the paper's
 encoder-decoder (post-LN), small: d_model 64, 2 + 2 layers, 4 heads. Training
@@ -23,7 +23,7 @@ import numpy as np
 import minigrad as mg
 import minigrad.functional as F
 import minigrad.nn as nn
-from minigrad.tasks import DateTranslation
+from minigrad.datasets import DateTranslation
 
 from common import add_run_arguments, default_out, run   # benchmarks/common.py, beside this script
 

@@ -11,7 +11,7 @@ Read alongside
   minigrad/nn/layers.py     Neuron, Dense
   minigrad/functional.py    mse_loss
   minigrad/optim.py         GD (and the other optimizers of lesson 4)
-  minigrad/data.py          make_linear_regression
+  minigrad/datasets/synthetic.py   make_linear_regression
 
 Run:  python lessons/02_neuron_gradient_descent.py [--quick] [--out DIR]
 Writes fit.png (the data and the fitted line) and descent.png (the loss surface
@@ -29,7 +29,7 @@ import minigrad as mg
 import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad import optim
-from minigrad.data import make_linear_regression
+from minigrad.datasets import make_linear_regression
 
 parser = argparse.ArgumentParser(description="Lesson 2: one neuron and gradient descent")
 parser.add_argument("--quick", action="store_true", help="a run of a few seconds (used by the tests)")

@@ -14,7 +14,8 @@ Read alongside
   minigrad/nn/layers.py    Dense, ReLU, MLP
   minigrad/nn/module.py    Module, Sequential, parameters()
   minigrad/functional.py   cross_entropy, log_softmax
-  minigrad/data.py         make_moons, DataLoader
+  minigrad/datasets/synthetic.py   make_moons
+  minigrad/data.py         DataLoader
   minigrad/optim.py        SGD
 
 Run:  python lessons/03_mlp.py [--quick] [--out DIR]
@@ -32,7 +33,8 @@ import minigrad as mg
 import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad import optim
-from minigrad.data import DataLoader, make_moons
+from minigrad.data import DataLoader
+from minigrad.datasets import make_moons
 
 parser = argparse.ArgumentParser(description="Lesson 3: a multi-layer network")
 parser.add_argument("--quick", action="store_true", help="a run of a few seconds (used by the tests)")

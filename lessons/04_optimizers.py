@@ -15,7 +15,8 @@ What you will learn
 
 Read alongside
   minigrad/optim.py        GD, SGD (momentum, nesterov), Adam, AdamW
-  minigrad/data.py         make_spirals, DataLoader
+  minigrad/datasets/synthetic.py   make_spirals
+  minigrad/data.py         DataLoader
 
 Run:  python lessons/04_optimizers.py [--quick] [--out DIR]
 Writes valley.png (the paths on a 2-D valley) and loss_curves.png (the four
@@ -33,7 +34,8 @@ import minigrad as mg
 import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad import optim
-from minigrad.data import DataLoader, make_spirals
+from minigrad.data import DataLoader
+from minigrad.datasets import make_spirals
 
 parser = argparse.ArgumentParser(description="Lesson 4: GD, SGD, momentum and Adam")
 parser.add_argument("--quick", action="store_true", help="a run of a few seconds (used by the tests)")

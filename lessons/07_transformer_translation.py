@@ -15,7 +15,7 @@ What you will learn
   * greedy decoding of dates the model has never seen, one word at a time.
 
 Read alongside
-  minigrad/tasks.py            DateTranslation, Vocab
+  minigrad/datasets/translation.py   DateTranslation, Vocab
   minigrad/nn/transformer.py   Transformer (encode, decode, translate), the layers
   minigrad/nn/attention.py     MultiHeadAttention, causal_mask, padding_mask
   minigrad/optim.py            Adam, NoamScheduler, clip_grad_norm_
@@ -37,7 +37,7 @@ import minigrad as mg
 import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad import optim
-from minigrad.tasks import DateTranslation
+from minigrad.datasets import DateTranslation
 
 parser = argparse.ArgumentParser(description="Lesson 7: a Transformer learns to translate dates")
 parser.add_argument("--quick", action="store_true", help="a run of a few seconds (used by the tests)")

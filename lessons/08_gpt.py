@@ -17,7 +17,8 @@ What you will learn
 
 Read alongside
   minigrad/models/gpt.py       GPT, Block, generate (with a key/value cache)
-  minigrad/tasks.py            stdlib_corpus, CharTokenizer, lm_batch, train_val_split
+  minigrad/datasets/text.py    stdlib_corpus, CharTokenizer
+  minigrad/data.py             lm_batch, train_val_split
   minigrad/nn/attention.py     causal_mask, KVCache
   minigrad/optim.py            AdamW, WarmupCosine, clip_grad_norm_
 
@@ -38,7 +39,8 @@ import minigrad as mg
 import minigrad.functional as F
 from minigrad import optim
 from minigrad.models import GPT
-from minigrad.tasks import CharTokenizer, lm_batch, stdlib_corpus, train_val_split
+from minigrad.data import lm_batch, train_val_split
+from minigrad.datasets import CharTokenizer, stdlib_corpus
 
 parser = argparse.ArgumentParser(description="Lesson 8: a GPT trained on Python's standard library")
 parser.add_argument("--quick", action="store_true", help="a run of a few seconds (used by the tests)")

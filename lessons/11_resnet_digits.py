@@ -17,7 +17,8 @@ Read alongside
   minigrad/nn/conv.py        Conv2d, BatchNorm2d, GlobalAvgPool2d
   minigrad/conv.py           im2col (unfold), the convolution as one matrix product
   minigrad/models/resnet.py  BasicBlock, ResNet
-  minigrad/data.py           load_digits (scikit-learn's digits, split by class), DataLoader
+  minigrad/datasets/digits.py  load_digits (scikit-learn's digits, split by class)
+  minigrad/data.py           DataLoader
 
 Run:  python lessons/11_resnet_digits.py [--quick] [--out DIR]
 Writes digits.png (examples with the model's guesses), filters.png (the first
@@ -36,7 +37,8 @@ import minigrad as mg
 import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad import optim
-from minigrad.data import DataLoader, load_digits
+from minigrad.data import DataLoader
+from minigrad.datasets import load_digits
 from minigrad.models import ResNet
 
 parser = argparse.ArgumentParser(description="Lesson 11: a ResNet on handwritten digits")

@@ -36,7 +36,8 @@ import minigrad as mg
 import minigrad.functional as F
 from minigrad import optim
 from minigrad.models import GPT
-from minigrad.tasks import CharTokenizer, lm_batch, stdlib_corpus
+from minigrad.data import lm_batch
+from minigrad.datasets import CharTokenizer, stdlib_corpus
 
 parser = argparse.ArgumentParser(description="Lesson 12: training on a GPU with cupy")
 parser.add_argument("--quick", action="store_true", help="a run of a few seconds (used by the tests)")

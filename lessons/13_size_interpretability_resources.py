@@ -38,7 +38,8 @@ import minigrad as mg
 import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad import optim
-from minigrad.data import DataLoader, load_digits
+from minigrad.data import DataLoader
+from minigrad.datasets import load_digits
 from minigrad.models import BERT, GPT, BertConfig, BertTokenizer, ResNet, sentence_embeddings
 
 parser = argparse.ArgumentParser(description="Lesson 13: model size, interpretability, resources")

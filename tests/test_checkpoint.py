@@ -9,6 +9,7 @@ import minigrad as mg
 import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad import optim
+from minigrad.datasets import make_spirals
 
 
 def make_model(seed):
@@ -17,7 +18,7 @@ def make_model(seed):
 
 
 def batches(n_steps, batch_size=16):
-    X, y = mg.data.make_spirals(n_steps * batch_size, classes=3, seed=0)
+    X, y = make_spirals(n_steps * batch_size, classes=3, seed=0)
     return [(X[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(y), batch_size)]
 
 

@@ -1,11 +1,12 @@
-"""Tests for minigrad.data: the DataLoader and the synthetic datasets."""
+"""Tests for minigrad.data: the DataLoader and the sequence batching helpers
+(the data sets themselves are tested in test_datasets.py)."""
 import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minigrad.data import DataLoader, make_blobs, make_linear_regression, make_moons, make_spirals
+from minigrad.data import DataLoader, lm_batch, pad_sequences, train_val_split
 
 FAST = settings(max_examples=50, deadline=None)
 
@@ -112,96 +113,43 @@ def test_empty_tuple_and_zero_d_arrays_are_errors():
         DataLoader(np.float32(3.0), batch_size=2)
 
 
-# ----------------------------------------------------------------------------- datasets
+# ----------------------------------------------------------------------------- sequences
 
-@pytest.mark.parametrize("make, kwargs, classes", [
-    (make_spirals, dict(n=200, classes=2), 2),
-    (make_spirals, dict(n=301, classes=3), 3),
-    (make_moons, dict(n=200), 2),
-    (make_moons, dict(n=151), 2),
-    (make_blobs, dict(n=200, centers=3), 3),
-    (make_blobs, dict(n=50, centers=4), 4),
-])
-def test_classification_sets_have_shapes_dtypes_and_balanced_classes(make, kwargs, classes):
-    X, y = make(**kwargs)
-    n = kwargs["n"]
-    assert X.shape == (n, 2) and X.dtype == np.float32
-    assert y.shape == (n,) and y.dtype == np.int64
-    counts = np.bincount(y, minlength=classes)
-    assert len(counts) == classes
-    assert counts.max() - counts.min() <= 1 and counts.sum() == n
-    assert np.all(np.isfinite(X))
+def test_pad_sequences_pads_on_the_right_to_the_longest():
+    padded = pad_sequences([[5], [6, 7, 8], []], pad_id=9)
+    assert padded.dtype == np.int64
+    np.testing.assert_array_equal(padded, [[5, 9, 9], [6, 7, 8], [9, 9, 9]])
+    np.testing.assert_array_equal(pad_sequences([[5], [6, 7]]), [[5, 0], [6, 7]])
+    assert pad_sequences([]).shape == (0, 0)
 
 
-@pytest.mark.parametrize("make", [make_spirals, make_moons, make_blobs])
-def test_datasets_are_reproducible_from_the_seed(make):
-    X1, y1 = make(seed=7)
-    X2, y2 = make(seed=7)
-    X3, _ = make(seed=8)
-    np.testing.assert_array_equal(X1, X2)
-    np.testing.assert_array_equal(y1, y2)
-    assert not np.array_equal(X1, X3)
+@FAST
+@given(st.integers(1, 12), st.integers(0, 30), st.integers(1, 9), st.integers(0, 2 ** 16))
+def test_lm_batches_are_windows_of_the_stream_and_targets_are_the_next_tokens(block_size, extra, batch_size, seed):
+    ids = np.arange(100, 100 + block_size + 1 + extra)          # token i of the stream is 100 + i
+    x, y = lm_batch(ids, block_size, batch_size, np.random.default_rng(seed))
+    assert x.shape == y.shape == (batch_size, block_size)
+    starts = x[:, 0] - 100
+    assert np.all((0 <= starts) & (starts <= extra))           # every window fits, with its target
+    np.testing.assert_array_equal(x, ids[starts[:, None] + np.arange(block_size)])
+    np.testing.assert_array_equal(y, x + 1)                      # y[:, t] is the token after x[:, t]
 
 
-@pytest.mark.parametrize("make", [make_spirals, make_moons, make_blobs])
-def test_rows_are_shuffled_not_grouped_by_class(make):
-    _, y = make(n=200)
-    assert not np.array_equal(y, np.sort(y))
+def test_lm_batches_reach_both_ends_and_repeat_with_the_same_generator():
+    ids = np.arange(20)
+    x, _ = lm_batch(ids, 4, 2000, np.random.default_rng(0))
+    assert set(x[:, 0].tolist()) == set(range(16))              # every start 0..N-T-1 is drawn
+    again, _ = lm_batch(ids, 4, 2000, np.random.default_rng(0))
+    np.testing.assert_array_equal(x, again)
 
 
-def test_spirals_without_noise_lie_on_their_arms():
-    X, y = make_spirals(n=300, classes=3, noise=0.0)
-    radius = np.hypot(X[:, 0], X[:, 1])
-    assert radius.max() <= 1.0 + 1e-6
-    # radius = t and angle = 4 t + 2 pi k / classes, so each point satisfies the arm equation
-    angle = np.arctan2(X[:, 0], X[:, 1])
-    expected = 4.0 * radius + 2.0 * np.pi * y / 3
-    wrapped = np.angle(np.exp(1j * (angle - expected)))
-    assert np.all(np.abs(wrapped[radius > 1e-3]) < 1e-4)
+def test_a_stream_too_short_for_one_window_is_an_error_naming_the_sizes():
+    with pytest.raises(ValueError, match="5 tokens.*5 \\+ 1"):
+        lm_batch(np.arange(5), 5, 2, np.random.default_rng(0))
 
 
-def test_moons_without_noise_lie_on_their_half_circles():
-    X, y = make_moons(n=100, noise=0.0)
-    upper, lower = X[y == 0], X[y == 1]
-    np.testing.assert_allclose(np.hypot(upper[:, 0], upper[:, 1]), 1.0, atol=1e-6)
-    assert np.all(upper[:, 1] >= -1e-6)
-    np.testing.assert_allclose(np.hypot(lower[:, 0] - 1.0, lower[:, 1] - 0.5), 1.0, atol=1e-6)
-    assert np.all(lower[:, 1] <= 0.5 + 1e-6)
-
-
-def test_blobs_gather_around_given_centres_with_the_given_spread():
-    centers = np.array([[0.0, 0.0, 0.0], [20.0, 0.0, 5.0]])
-    X, y = make_blobs(n=4000, centers=centers, std=0.5, seed=1)
-    assert X.shape == (4000, 3)
-    for k in range(2):
-        np.testing.assert_allclose(X[y == k].mean(axis=0), centers[k], atol=0.05)
-        np.testing.assert_allclose(X[y == k].std(axis=0), 0.5, atol=0.03)
-
-
-def test_linear_regression_data_follows_y_equals_x_w_plus_b_within_noise():
-    noise = 0.01
-    X, y, w, b = make_linear_regression(n=2000, n_features=3, noise=noise, seed=0)
-    assert X.shape == (2000, 3) and y.shape == (2000, 1)
-    assert w.shape == (3, 1) and b.shape == (1,)
-    assert all(a.dtype == np.float32 for a in (X, y, w, b))
-    residual = y - (X @ w + b)
-    assert abs(residual.mean()) < 4 * noise / np.sqrt(2000)
-    assert 0.9 * noise < residual.std() < 1.1 * noise       # the residual is the noise, nothing else
-
-
-def test_least_squares_recovers_the_true_weights_and_bias():
-    X, y, w, b = make_linear_regression(n=500, n_features=4, noise=0.01, seed=3)
-    design = np.concatenate([X, np.ones((500, 1), np.float32)], axis=1)
-    solution, *_ = np.linalg.lstsq(design.astype(np.float64), y.astype(np.float64), rcond=None)
-    np.testing.assert_allclose(solution[:4], w, atol=5e-3)
-    np.testing.assert_allclose(solution[4], b, atol=5e-3)
-
-
-@pytest.mark.parametrize("make, kwargs", [
-    (make_spirals, dict(n=0)), (make_spirals, dict(classes=0)), (make_moons, dict(n=0)),
-    (make_blobs, dict(centers=0)), (make_blobs, dict(centers=np.zeros(3))),
-    (make_linear_regression, dict(n_features=0)),
-])
-def test_impossible_sizes_are_errors(make, kwargs):
-    with pytest.raises(ValueError):
-        make(**kwargs)
+def test_train_val_split_is_contiguous_head_and_tail():
+    ids = np.arange(101)
+    train, val = train_val_split(ids, 0.1)
+    assert len(train) == int(101 * 0.9) == 90 and len(val) == 11
+    np.testing.assert_array_equal(np.concatenate([train, val]), ids)

@@ -1,7 +1,7 @@
 """The full-length training runs behind the issue's accuracy targets.
 
 They take minutes, so they are marked slow and deselected by default (CI runs the
-short versions in test_tasks.py, test_gpt.py and test_resnet.py). Run them with
+short versions in test_datasets.py, test_gpt.py and test_resnet.py). Run them with
 
     pytest -m slow tests/test_full_runs.py
 """

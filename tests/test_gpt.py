@@ -9,9 +9,10 @@ import pytest
 import minigrad as mg
 import minigrad.functional as F
 from minigrad.models import GPT
-from minigrad.tasks import CharTokenizer, lm_batch, stdlib_corpus, train_val_split
+from minigrad.data import lm_batch, train_val_split
+from minigrad.datasets import CharTokenizer, stdlib_corpus
 from test_attention import module_gradcheck, np_mha, np_softmax
-from test_tasks import one_blas_thread
+from test_datasets import one_blas_thread
 from test_transformer import np_ffn, np_layer_norm
 
 

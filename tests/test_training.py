@@ -6,6 +6,7 @@ import minigrad as mg
 import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad import optim
+from minigrad.datasets import make_linear_regression, make_spirals
 
 
 def accuracy(model, X, y):
@@ -15,7 +16,7 @@ def accuracy(model, X, y):
 
 def test_mlp_fits_two_spirals_with_minibatch_sgd():
     mg.manual_seed(0)
-    X, y = mg.data.make_spirals(n=600, classes=2, seed=0)
+    X, y = make_spirals(n=600, classes=2, seed=0)
     X_train, y_train, X_test, y_test = X[:400], y[:400], X[400:], y[400:]
     model = nn.MLP([2, 64, 64, 2], activation="relu")
     optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -32,7 +33,7 @@ def test_mlp_fits_two_spirals_with_minibatch_sgd():
 
 
 def test_full_batch_gradient_descent_recovers_linear_weights():
-    X, y, true_weight, true_bias = mg.data.make_linear_regression(n=200, n_features=3, noise=1e-3, seed=0)
+    X, y, true_weight, true_bias = make_linear_regression(n=200, n_features=3, noise=1e-3, seed=0)
     mg.manual_seed(0)
     layer = nn.Dense(3, 1)
     optimizer = optim.GD(layer.parameters(), lr=0.1)

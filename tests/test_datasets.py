@@ -1,6 +1,8 @@
-"""The synthetic translation task, the stdlib corpus and the tokenizers; and a short
-Transformer training run on the task that must clearly beat chance (the full run is
-benchmarks/train_translation.py)."""
+"""The course data sets of minigrad.datasets: the synthetic point clouds, dates in words
+and the translation task, the stdlib corpus and the character tokenizer; and a short
+Transformer training run on the translation task that must clearly beat chance (the full
+run is benchmarks/train_translation.py). The BERT corpora are tested in
+test_bert_training.py, the digits by the ResNet run in test_resnet.py."""
 import contextlib
 import datetime
 import re
@@ -11,9 +13,9 @@ import pytest
 import minigrad as mg
 import minigrad.functional as F
 import minigrad.nn as nn
-from minigrad.tasks import (STDLIB_FILES, CharTokenizer, DateTranslation, Vocab, date_words, lm_batch,
-                            number_words, ordinal_words, pad_sequences, stdlib_corpus, train_val_split,
-                            year_words)
+from minigrad.datasets import (STDLIB_FILES, CharTokenizer, DateTranslation, Vocab, date_words,
+                               make_blobs, make_linear_regression, make_moons, make_spirals, number_words,
+                               ordinal_words, stdlib_corpus, year_words)
 
 
 def one_blas_thread():
@@ -24,6 +26,101 @@ def one_blas_thread():
     except ImportError:
         return contextlib.nullcontext()
     return threadpool_limits(1)
+
+
+# --------------------------------------------------------------------------- synthetic point clouds
+
+@pytest.mark.parametrize("make, kwargs, classes", [
+    (make_spirals, dict(n=200, classes=2), 2),
+    (make_spirals, dict(n=301, classes=3), 3),
+    (make_moons, dict(n=200), 2),
+    (make_moons, dict(n=151), 2),
+    (make_blobs, dict(n=200, centers=3), 3),
+    (make_blobs, dict(n=50, centers=4), 4),
+])
+def test_classification_sets_have_shapes_dtypes_and_balanced_classes(make, kwargs, classes):
+    X, y = make(**kwargs)
+    n = kwargs["n"]
+    assert X.shape == (n, 2) and X.dtype == np.float32
+    assert y.shape == (n,) and y.dtype == np.int64
+    counts = np.bincount(y, minlength=classes)
+    assert len(counts) == classes
+    assert counts.max() - counts.min() <= 1 and counts.sum() == n
+    assert np.all(np.isfinite(X))
+
+
+@pytest.mark.parametrize("make", [make_spirals, make_moons, make_blobs])
+def test_datasets_are_reproducible_from_the_seed(make):
+    X1, y1 = make(seed=7)
+    X2, y2 = make(seed=7)
+    X3, _ = make(seed=8)
+    np.testing.assert_array_equal(X1, X2)
+    np.testing.assert_array_equal(y1, y2)
+    assert not np.array_equal(X1, X3)
+
+
+@pytest.mark.parametrize("make", [make_spirals, make_moons, make_blobs])
+def test_rows_are_shuffled_not_grouped_by_class(make):
+    _, y = make(n=200)
+    assert not np.array_equal(y, np.sort(y))
+
+
+def test_spirals_without_noise_lie_on_their_arms():
+    X, y = make_spirals(n=300, classes=3, noise=0.0)
+    radius = np.hypot(X[:, 0], X[:, 1])
+    assert radius.max() <= 1.0 + 1e-6
+    # radius = t and angle = 4 t + 2 pi k / classes, so each point satisfies the arm equation
+    angle = np.arctan2(X[:, 0], X[:, 1])
+    expected = 4.0 * radius + 2.0 * np.pi * y / 3
+    wrapped = np.angle(np.exp(1j * (angle - expected)))
+    assert np.all(np.abs(wrapped[radius > 1e-3]) < 1e-4)
+
+
+def test_moons_without_noise_lie_on_their_half_circles():
+    X, y = make_moons(n=100, noise=0.0)
+    upper, lower = X[y == 0], X[y == 1]
+    np.testing.assert_allclose(np.hypot(upper[:, 0], upper[:, 1]), 1.0, atol=1e-6)
+    assert np.all(upper[:, 1] >= -1e-6)
+    np.testing.assert_allclose(np.hypot(lower[:, 0] - 1.0, lower[:, 1] - 0.5), 1.0, atol=1e-6)
+    assert np.all(lower[:, 1] <= 0.5 + 1e-6)
+
+
+def test_blobs_gather_around_given_centres_with_the_given_spread():
+    centers = np.array([[0.0, 0.0, 0.0], [20.0, 0.0, 5.0]])
+    X, y = make_blobs(n=4000, centers=centers, std=0.5, seed=1)
+    assert X.shape == (4000, 3)
+    for k in range(2):
+        np.testing.assert_allclose(X[y == k].mean(axis=0), centers[k], atol=0.05)
+        np.testing.assert_allclose(X[y == k].std(axis=0), 0.5, atol=0.03)
+
+
+def test_linear_regression_data_follows_y_equals_x_w_plus_b_within_noise():
+    noise = 0.01
+    X, y, w, b = make_linear_regression(n=2000, n_features=3, noise=noise, seed=0)
+    assert X.shape == (2000, 3) and y.shape == (2000, 1)
+    assert w.shape == (3, 1) and b.shape == (1,)
+    assert all(a.dtype == np.float32 for a in (X, y, w, b))
+    residual = y - (X @ w + b)
+    assert abs(residual.mean()) < 4 * noise / np.sqrt(2000)
+    assert 0.9 * noise < residual.std() < 1.1 * noise       # the residual is the noise, nothing else
+
+
+def test_least_squares_recovers_the_true_weights_and_bias():
+    X, y, w, b = make_linear_regression(n=500, n_features=4, noise=0.01, seed=3)
+    design = np.concatenate([X, np.ones((500, 1), np.float32)], axis=1)
+    solution, *_ = np.linalg.lstsq(design.astype(np.float64), y.astype(np.float64), rcond=None)
+    np.testing.assert_allclose(solution[:4], w, atol=5e-3)
+    np.testing.assert_allclose(solution[4], b, atol=5e-3)
+
+
+@pytest.mark.parametrize("make, kwargs", [
+    (make_spirals, dict(n=0)), (make_spirals, dict(classes=0)), (make_moons, dict(n=0)),
+    (make_blobs, dict(centers=0)), (make_blobs, dict(centers=np.zeros(3))),
+    (make_linear_regression, dict(n_features=0)),
+])
+def test_impossible_sizes_are_errors(make, kwargs):
+    with pytest.raises(ValueError):
+        make(**kwargs)
 
 
 # --------------------------------------------------------------------------- words
@@ -88,14 +185,13 @@ def test_task_arrays_round_trip_through_the_vocabularies():
         DateTranslation(n_train=10 ** 6, n_test=10, years=(2000, 2001))
 
 
-def test_vocab_and_padding():
+def test_vocab_puts_special_tokens_first_and_decodes_up_to_eos():
     vocab = Vocab(["b", "a", "b"])
     assert vocab.itos == ["<pad>", "<bos>", "<eos>", "b", "a"] and len(vocab) == 5
     assert vocab.encode(["a", "b"], add_bos=True, add_eos=True) == [1, 4, 3, 2]
     assert vocab.decode([1, 4, 0, 3, 2, 4]) == ["a", "b"]
     with pytest.raises(KeyError, match="'z'"):
         vocab.encode(["z"])
-    np.testing.assert_array_equal(pad_sequences([[5], [6, 7]]), [[5, 0], [6, 7]])
 
 
 # --------------------------------------------------------------------------- the corpus
@@ -109,19 +205,15 @@ def test_stdlib_corpus_is_python_source_read_deterministically():
         stdlib_corpus(files=("no_such_module.py",))
 
 
-def test_char_tokenizer_round_trips_and_lm_batches_shift_by_one():
+def test_char_tokenizer_round_trips_the_corpus():
     text = stdlib_corpus(max_chars=20_000)
     tokenizer = CharTokenizer(text)
     ids = tokenizer.encode(text)
+    assert ids.dtype == np.int64
     assert tokenizer.decode(ids) == text and ids.max() == tokenizer.vocab_size - 1
     assert tokenizer.chars == sorted(set(text))
     with pytest.raises(KeyError):
         tokenizer.encode("\u2603")
-    train, val = train_val_split(ids, 0.1)
-    assert len(val) == len(ids) - int(len(ids) * 0.9) and np.array_equal(np.concatenate([train, val]), ids)
-    x, y = lm_batch(train, 16, 8, np.random.default_rng(0))
-    assert x.shape == y.shape == (8, 16)
-    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
 
 
 # --------------------------------------------------------------------------- a short training run
