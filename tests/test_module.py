@@ -265,3 +265,102 @@ def test_requires_grad_toggles_every_parameter():
     assert not any(p.requires_grad for p in net.parameters())
     net.requires_grad_()
     assert all(p.requires_grad for p in net.parameters())
+
+
+# --------------------------------------------------------------------------- forward hooks
+class Affine(nn.Module):
+    """y = a * x + b, with b a keyword argument: enough to see what hooks receive."""
+
+    def forward(self, x, b=0.0):
+        return 2.0 * x + b
+
+
+def test_forward_hook_sees_module_args_and_output_and_may_replace_the_output():
+    layer, seen = Affine(), []
+
+    def watch(module, args, output):
+        seen.append((module, args, output.numpy().tolist()))
+
+    handle = layer.register_forward_hook(watch)
+    x = mg.tensor([1.0, 2.0])
+    assert layer(x, b=1.0).numpy().tolist() == [3.0, 5.0]          # None: output kept
+    assert seen[0][0] is layer and seen[0][1] == (x,) and seen[0][2] == [3.0, 5.0]
+    replace = layer.register_forward_hook(lambda module, args, output: output * 10)
+    assert layer(x).numpy().tolist() == [20.0, 40.0]
+    handle.remove()
+    replace.remove()
+    assert layer(x).numpy().tolist() == [2.0, 4.0] and len(seen) == 2
+
+
+def test_forward_pre_hook_replaces_args_with_a_tuple_or_a_single_value():
+    layer = Affine()
+    x = mg.tensor([1.0])
+    handle = layer.register_forward_pre_hook(lambda module, args: (args[0] + 1,))
+    assert layer(x).item() == 4.0
+    handle.remove()
+    handle = layer.register_forward_pre_hook(lambda module, args: args[0] * 3)     # -> (x * 3,)
+    assert layer(x).item() == 6.0
+    handle.remove()
+    handle = layer.register_forward_pre_hook(lambda module, args: None)           # keeps args
+    assert layer(x).item() == 2.0
+
+
+def test_hooks_run_pre_hooks_forward_then_forward_hooks_each_in_registration_order():
+    order = []
+
+    class Recorder(nn.Module):
+        def forward(self, x):
+            order.append("forward")
+            return x
+
+    layer = Recorder()
+    for name in ("pre 1", "pre 2"):
+        layer.register_forward_pre_hook(lambda module, args, name=name: order.append(name))
+    for name in ("post 1", "post 2"):
+        layer.register_forward_hook(lambda module, args, output, name=name: order.append(name))
+    # each forward hook sees the output the one before it returned
+    layer.register_forward_hook(lambda module, args, output: output + 1)
+    layer.register_forward_hook(lambda module, args, output: output * 10)
+    assert layer(mg.tensor(1.0)).item() == 20.0
+    assert order == ["pre 1", "pre 2", "forward", "post 1", "post 2"]
+
+
+def test_hooks_with_kwargs_see_and_may_replace_keyword_arguments():
+    layer, seen = Affine(), []
+
+    def pre(module, args, kwargs):
+        return (args[0] * 0 + 1,), {**kwargs, "b": kwargs.get("b", 0.0) + 100.0}
+
+    layer.register_forward_pre_hook(pre, with_kwargs=True)
+    layer.register_forward_hook(lambda module, args, kwargs, output: seen.append((args, kwargs, output.item())),
+                                with_kwargs=True)
+    assert layer(mg.tensor(5.0), b=1.0).item() == 103.0
+    args, kwargs, output = seen[0]
+    assert args[0].item() == 1.0 and kwargs == {"b": 101.0} and output == 103.0
+    bad = Affine()
+    bad.register_forward_pre_hook(lambda module, args, kwargs: args, with_kwargs=True)
+    with pytest.raises(RuntimeError, match=r"must return None or \(args, kwargs\)"):
+        bad(mg.tensor(1.0), b=2.0)
+
+
+def test_removing_a_hook_twice_is_harmless_and_removes_only_that_hook():
+    layer, calls = Affine(), []
+    first = layer.register_forward_hook(lambda module, args, output: calls.append("first"))
+    layer.register_forward_hook(lambda module, args, output: calls.append("second"))
+    first.remove()
+    first.remove()
+    layer(mg.tensor(1.0))
+    assert calls == ["second"]
+    with pytest.raises(TypeError, match="expected a callable"):
+        layer.register_forward_hook("not a function")
+
+
+def test_hooks_belong_to_one_instance_and_fire_inside_a_parent_forward():
+    net, other, outputs = Net(), Block(), []
+    handle = net.block.first.register_forward_hook(lambda module, args, output: outputs.append(output.shape))
+    net(mg.ones(5, 3))
+    other(mg.ones(5, 3))                          # another Block's Dense: no hook of its own
+    assert outputs == [(5, 4)]
+    assert not other.first._forward_hooks and not nn.Dense(2, 2)._forward_hooks
+    handle.remove()
+    assert not net.block.first._forward_hooks     # empty again: __call__ takes its fast path

@@ -20,11 +20,21 @@ one with a dotted path such as ``layers.0.weight``:
 Buffers, as in PyTorch, are declared once with register_buffer; assigning a
 Tensor to that name later replaces the buffer. A plain Tensor assigned to any
 other attribute is an ordinary attribute (a cached mask, say), not state.
+
+Hooks let code outside a module watch or change what flows through it without
+editing its forward (mg.viz reads attention weights this way):
+
+    handle = model.blocks[0].register_forward_hook(
+        lambda module, args, output: print(type(module).__name__, output.shape))
+    model(ids)            # prints as blocks[0] runs
+    handle.remove()
 """
+import itertools
 from collections import OrderedDict, namedtuple
+from types import MappingProxyType
 
 from .. import backend
-from ..tensor import Tensor
+from ..tensor import Tensor, as_array
 
 
 class Parameter(Tensor):
@@ -35,6 +45,25 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
+
+
+class RemovableHandle:
+    """Returned by register_forward_hook / register_forward_pre_hook: remove() takes
+    the hook off its module (a second remove() does nothing)."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks):
+        self.hooks, self.id = hooks, next(RemovableHandle._ids)
+
+    def remove(self):
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.remove()
 
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -51,6 +80,14 @@ class Module:
     forward(); calling the module calls forward. ``training`` is True after
     construction and after train(), False after eval(); dropout reads it.
     """
+
+    # Class defaults, shadowed by a per-instance dict at the first register_*_hook:
+    # a module without hooks pays one falsy attribute read per table in __call__.
+    _forward_pre_hooks = _forward_hooks = MappingProxyType({})
+    # Old names of entries below this module -> their names now, {"linear1":
+    # "feed_forward.linear1"}: load_state_dict accepts a state dict saved under the old
+    # names (or PyTorch's) and state_dict() writes the new ones.
+    state_dict_aliases = {}
 
     def __init__(self):
         # written through __dict__ because __setattr__ below needs these tables
@@ -125,7 +162,58 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
+        if self._forward_pre_hooks or self._forward_hooks:
+            return self._call_with_hooks(args, kwargs)
         return self.forward(*args, **kwargs)
+
+    def _call_with_hooks(self, args, kwargs):
+        """pre-hooks (may replace args, kwargs), forward, forward hooks (may replace the
+        output), each table in registration order; a hook added or removed while this
+        call runs takes effect from the next call."""
+        for hook, with_kwargs in list(self._forward_pre_hooks.values()):
+            if with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError(f"{type(self).__name__}: a forward pre-hook with with_kwargs=True "
+                                           f"must return None or (args, kwargs), got {type(result).__name__}")
+                    args, kwargs = result
+            else:
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+        output = self.forward(*args, **kwargs)
+        for hook, with_kwargs in list(self._forward_hooks.values()):
+            result = hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
+    def _add_hook(self, table_name, hook, with_kwargs):
+        if not callable(hook):
+            raise TypeError(f"{type(self).__name__}.register_{table_name[1:-1]}: expected a callable, "
+                            f"got {type(hook).__name__}")
+        table = self.__dict__.get(table_name)
+        if table is None:                   # the first hook of its kind: a table of this module's own
+            table = self.__dict__[table_name] = OrderedDict()
+        handle = RemovableHandle(table)
+        table[handle.id] = (hook, bool(with_kwargs))
+        return handle
+
+    def register_forward_pre_hook(self, hook, *, with_kwargs=False):
+        """Call hook(module, args) before every forward; args is the tuple of positional
+        arguments. It returns None (keep them) or new args: a tuple, or a single value
+        that becomes a 1-tuple. with_kwargs=True: hook(module, args, kwargs) returns None
+        or a pair (args, kwargs). Returns a handle whose remove() takes the hook off."""
+        return self._add_hook("_forward_pre_hooks", hook, with_kwargs)
+
+    def register_forward_hook(self, hook, *, with_kwargs=False):
+        """Call hook(module, args, output) after every forward (args: the positional
+        arguments forward received, after any pre-hook); a return value other than None
+        replaces the output. with_kwargs=True: hook(module, args, kwargs, output).
+        Hooks run in the order they were registered, each seeing the output the previous
+        one returned. Returns a handle whose remove() takes the hook off."""
+        return self._add_hook("_forward_hooks", hook, with_kwargs)
 
     # ---- walking the tree
     def children(self):
@@ -286,14 +374,14 @@ class Module:
         mismatch still raises, as in PyTorch). Nothing is copied if anything raises.
         """
         targets = self._state_targets()
+        state_dict = self._resolve_aliases(state_dict, targets)
         missing = [key for key in targets if key not in state_dict]
         unexpected = [key for key in state_dict if key not in targets]
         values, mismatched = {}, []
         for key, target in targets.items():
             if key not in state_dict:
                 continue
-            value = state_dict[key]
-            data = backend.to_device(value.data if isinstance(value, Tensor) else value, target.device)
+            data = as_array(state_dict[key], target.device)
             if tuple(data.shape) != target.shape:
                 mismatched.append(f"size mismatch for {key}: checkpoint has shape {tuple(data.shape)}, "
                                   f"the model has {target.shape}")
@@ -311,6 +399,24 @@ class Module:
             targets[key].data[...] = data        # in place: views of the old state_dict stay live
             targets[key]._version += 1
         return IncompatibleKeys(missing, unexpected)
+
+    def _resolve_aliases(self, state_dict, targets):
+        """state_dict with each key that the model lacks but that a module's
+        state_dict_aliases renames into one it has, renamed ("layers.0.linear1.weight" ->
+        "layers.0.feed_forward.linear1.weight"); other keys unchanged, order kept."""
+        renames = [(_join(prefix, old) + ".", _join(prefix, new) + ".")
+                   for prefix, module in self.named_modules() for old, new in module.state_dict_aliases.items()]
+        if not renames:
+            return state_dict
+        resolved = OrderedDict()
+        for key, value in state_dict.items():
+            if key not in targets:
+                for old, new in renames:
+                    if key.startswith(old) and new + key[len(old):] in targets:
+                        key = new + key[len(old):]
+                        break
+            resolved[key] = value
+        return resolved
 
     # ---- printing
     def extra_repr(self):
