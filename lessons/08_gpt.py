@@ -6,7 +6,7 @@ What you will learn
     and is trained with the cross-entropy of every next-token prediction;
   * GPT is a stack of pre-LN decoder blocks with a causal mask:
         x_0 = tok_emb[idx] + pos_emb[0..T-1]
-        x = x + attn(ln1(x), causal);  x = x + mlp(ln2(x))      (n_layer times)
+        x = x + self_attn(norm1(x), causal);  x = x + feed_forward(norm2(x))   (n_layer times)
         logits = ln_f(x) @ tok_emb^T                             (tied weights)
     one forward pass makes T predictions at once, one per position;
   * training with AdamW, a warm-up + cosine learning-rate schedule and gradient
@@ -16,9 +16,10 @@ What you will learn
     high = varied and wrong more often.
 
 Read alongside
-  minigrad/models/gpt.py       GPT, Block, generate (with a key/value cache)
+  minigrad/models/gpt.py       GPT (blocks: nn.TransformerEncoderLayer), generate (with a key/value cache)
   minigrad/datasets/text.py    stdlib_corpus, CharTokenizer
   minigrad/data.py             lm_batch, train_val_split
+  minigrad/nn/transformer.py   TransformerEncoderLayer (norm_first=True: pre-LN)
   minigrad/nn/attention.py     causal_mask, KVCache
   minigrad/optim.py            AdamW, WarmupCosine, clip_grad_norm_
 

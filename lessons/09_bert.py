@@ -22,7 +22,8 @@ What you will learn
 
 Read alongside
   minigrad/models/bert_tokenizer.py   BertTokenizer (basic tokenization + WordPiece)
-  minigrad/models/bert.py             BERT, BertConfig, from_pretrained, sentence_embeddings
+  minigrad/models/bert/model.py       BERT, BertConfig, from_pretrained, sentence_embeddings
+  minigrad/models/bert/checkpoint.py  Hugging Face names -> minigrad names (load_bert_checkpoint)
   minigrad/nn/attention.py            MultiHeadAttention (return_weights)
 
 Run:  python lessons/09_bert.py [--quick] [--tiny] [--out DIR]

@@ -17,7 +17,8 @@ What you will learn
     never saw during fine-tuning; a randomly initialised one cannot.
 
 Read alongside
-  minigrad/models/bert.py             BertForMaskedLM, BertMLMHead, mask_tokens, mean_pooling
+  minigrad/models/bert/masked_lm.py   BertForMaskedLM, BertMLMHead, mask_tokens
+  minigrad/models/bert/model.py       BERT, mean_pooling
   minigrad/models/bert_tokenizer.py   BertTokenizer (a vocabulary file is all it needs)
   minigrad/optim.py                   AdamW, WarmupCosine, clip_grad_norm_
 

@@ -17,7 +17,7 @@ What you will learn
 
 Read alongside
   minigrad/nn/module.py      num_parameters, state_dict
-  minigrad/models/gpt.py, bert.py, resnet.py, nn/transformer.py   the models counted here
+  minigrad/models/gpt.py, bert/, resnet.py, nn/transformer.py     the models counted here
   minigrad/tensor.py         grad (gradients with respect to any tensor), half()
   minigrad/io.py             save (safetensors, any dtype)
 

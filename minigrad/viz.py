@@ -76,24 +76,49 @@ def _attention_module(model, layer):
 def attention_weights(model, *inputs, layer=0, **kwargs):
     """Weights (B, n_heads, Tq, Tk) of attention module `layer` (an index into
     attention_modules(model), negative counts from the end, or its name) when
-    model(*inputs, **kwargs) runs. The forward runs in eval mode (no dropout on the
-    weights) without a graph; the model's mode is restored and the module's
-    recording is switched off and cleared afterwards, even on an error."""
+    model(*inputs, **kwargs) runs.
+
+    A forward hook on that module captures the query, key and mask it is called
+    with, and the weights are recomputed from them with the module's own projections:
+        weights[b, h] = softmax((query W_q + b_q)_h (key W_k + b_k)_h^T / sqrt(d_head)),
+    masked keys at 0, as in evaluation: no dropout, so every row sums to 1 (a query
+    that may attend to no key gets a row of zeros). With a KVCache the keys are the
+    cached ones. The model runs in eval mode without a graph; its mode is restored
+    and the hook removed afterwards, even on an error."""
     module = _attention_module(model, layer)
+    captured = []
+
+    def capture(module, args, kwargs, output):
+        captured.append(_recompute_weights(module, args, kwargs))
+
+    handle = module.register_forward_hook(capture, with_kwargs=True)
     was_training = model.training
-    module.record_weights = True
     try:
         model.eval()
         with no_grad():
             model(*inputs, **kwargs)
-        recorded = module.recorded
     finally:
         model.train(was_training)
-        del module.record_weights          # back to the class default (off)
-        module.recorded = None
-    if recorded is None:
+        handle.remove()
+    if not captured:
         raise RuntimeError(f"attention_weights: layer {layer!r} did not run in {type(model).__name__}'s forward")
-    return recorded["weights"]
+    return captured[-1]
+
+
+def _recompute_weights(module, args, kwargs):
+    """softmax(Q K^T / sqrt(d_head)) of one MultiHeadAttention call, from the arguments
+    that forward(query, key=None, value=None, mask=None, ..., cache=None) received."""
+    from . import functional as F
+    names = ("query", "key", "value", "mask")
+    call = {**dict(zip(names, args)), **kwargs}
+    query = call["query"]
+    key = query if call.get("key") is None else call["key"]
+    q = module.split_heads(module.q_proj(query))                       # (B, h, Tq, d_head)
+    cache = call.get("cache")
+    k = cache.k if cache is not None else module.split_heads(module.k_proj(key))   # (B, h, Tk, d_head)
+    _, weights = F.scaled_dot_product_attention(q, k, k, mask=call.get("mask"), dropout_p=0.0,
+                                                return_weights=True, training=False)
+    return weights
 
 
 def _matplotlib_figure():

@@ -257,8 +257,8 @@ def test_missing_unexpected_and_misshapen_weights_are_all_named(tmp_path):
         BERT.from_pretrained(directory)
     message = str(error.value)
     assert "unexpected weights (no place in the model): encoder.layer.1.output.extra.weight" in message
-    assert "missing weights: encoder.layer.1.output.dense.bias (for layers.1.linear2.bias)" in message
-    assert "encoder.layer.0.intermediate.dense.weight (12, 8) for layers.0.linear1.weight (8, 12)" in message
+    assert "missing weights: encoder.layer.1.output.dense.bias (for layers.1.feed_forward.linear2.bias)" in message
+    assert "encoder.layer.0.intermediate.dense.weight (12, 8) for layers.0.feed_forward.linear1.weight (8, 12)" in message
 
 
 def test_from_pretrained_names_the_missing_file(tmp_path):
@@ -271,6 +271,8 @@ def test_names_translate_both_ways():
     to_checkpoint = bert_module.minigrad_to_checkpoint_name
     assert to_minigrad("encoder.layer.11.attention.self.query.weight") == "layers.11.self_attn.q_proj.weight"
     assert to_minigrad("bert.encoder.layer.0.output.LayerNorm.gamma") == "layers.0.norm2.weight"
+    assert to_minigrad("encoder.layer.2.intermediate.dense.bias") == "layers.2.feed_forward.linear1.bias"
+    assert to_checkpoint("layers.1.feed_forward.linear2.weight") == "encoder.layer.1.output.dense.weight"
     assert to_minigrad("encoder.layer.0.crossattention.self.query.weight") is None
     for name, _ in BERT(BertConfig.from_dict(TINY), add_pooler=True).named_parameters():
         assert to_minigrad(to_checkpoint(name)) == name

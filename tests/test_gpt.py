@@ -22,9 +22,9 @@ def np_gpt(model, ids):
     x = wte[ids] + model.pos_emb.weight.numpy()[:T]
     causal = np.tril(np.ones((T, T), dtype=bool))
     for block in model.blocks:
-        h = np_layer_norm(x, block.ln1)
-        x = x + np_mha(block.attn, h, h, h, causal)[0]
-        x = x + np_ffn(np_layer_norm(x, block.ln2), block.mlp.linear1, block.mlp.linear2, "gelu_tanh")
+        h = np_layer_norm(x, block.norm1)
+        x = x + np_mha(block.self_attn, h, h, h, causal)[0]
+        x = x + np_ffn(np_layer_norm(x, block.norm2), block.feed_forward.linear1, block.feed_forward.linear2, "gelu_tanh")
     return np_layer_norm(x, model.ln_f) @ wte.T
 
 
@@ -45,12 +45,12 @@ def test_gpt2_initialisation_scales_residual_projections():
     mg.manual_seed(1)
     model = GPT(vocab_size=100, block_size=64, n_layer=8, n_head=4, d_model=128)
     assert model.tok_emb.weight.numpy().std() == pytest.approx(0.02, rel=0.05)
-    assert model.blocks[0].mlp.linear1.weight.numpy().std() == pytest.approx(0.02, rel=0.05)
+    assert model.blocks[0].feed_forward.linear1.weight.numpy().std() == pytest.approx(0.02, rel=0.05)
     residual_std = 0.02 / math.sqrt(2 * 8)
     for block in model.blocks:
-        assert block.attn.out_proj.weight.numpy().std() == pytest.approx(residual_std, rel=0.05)
-        assert block.mlp.linear2.weight.numpy().std() == pytest.approx(residual_std, rel=0.05)
-        assert np.all(block.attn.q_proj.bias.numpy() == 0)
+        assert block.self_attn.out_proj.weight.numpy().std() == pytest.approx(residual_std, rel=0.05)
+        assert block.feed_forward.linear2.weight.numpy().std() == pytest.approx(residual_std, rel=0.05)
+        assert np.all(block.self_attn.q_proj.bias.numpy() == 0)
 
 
 def test_logits_at_t_do_not_depend_on_later_tokens():

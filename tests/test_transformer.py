@@ -19,10 +19,12 @@ def np_layer_norm(x, norm):
     return (x - mean) / np.sqrt(var + norm.eps) * norm.weight.numpy() + norm.bias.numpy()
 
 
-def np_ffn(x, linear1, linear2, activation="relu"):
+def np_ffn(x, linear1, linear2, activation="relu", hidden=None):
     (w1, b1), (w2, b2) = dense_np(linear1), dense_np(linear2)
     h = x @ w1 + b1
-    if activation == "relu":
+    if hidden is not None:
+        h = hidden(h)
+    elif activation == "relu":
         h = np.maximum(h, 0)
     else:                                                   # GPT-2's tanh GELU
         h = 0.5 * h * (1 + np.tanh(np.sqrt(2 / np.pi) * (h + 0.044715 * h ** 3)))
@@ -89,6 +91,20 @@ def np_transformer(model, src, tgt, src_mask=None, tgt_mask=None):
     return y @ w + b
 
 
+def record_outputs(modules):
+    """Forward hooks that append each module's output, in call order, to the list
+    returned (with the handles, to remove them)."""
+    outputs = []
+    handles = [module.register_forward_hook(lambda module, args, output: outputs.append(output))
+               for module in modules]
+    return outputs, handles
+
+
+def contribution_modules(layer):
+    """The modules whose outputs are a layer's sublayer contributions (dropout_i(...))."""
+    return [module for name, module in layer.named_children() if name.startswith("dropout")]
+
+
 def close(actual, expected, tol=2e-5):
     np.testing.assert_allclose(actual.numpy() if isinstance(actual, mg.Tensor) else actual, expected,
                                rtol=tol, atol=tol)
@@ -131,8 +147,8 @@ def test_encoder_layer_matches_its_sublayer_equations(device, norm_first):
     x = np.random.default_rng(2).standard_normal((2, 5, 8)).astype(np.float32)
     ids = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
     mask = nn.padding_mask(ids, 0)
-    residuals = []
-    out = layer(mg.tensor(x), mask=mask, residuals=residuals)
+    residuals, _ = record_outputs(contribution_modules(layer))
+    out = layer(mg.tensor(x), mask=mask)
     expected, contributions = np_encoder_layer(layer, x.astype(np.float64), mask.numpy())
     close(out, expected)
     assert len(residuals) == 2
@@ -151,15 +167,18 @@ def test_decoder_layer_matches_its_sublayer_equations(norm_first):
     memory = rng.standard_normal((2, 6, 8)).astype(np.float32)
     memory_mask = nn.padding_mask(np.array([[1, 1, 1, 1, 0, 0], [1] * 6]), 0)
     tgt_mask = nn.causal_mask(4)
-    residuals = []
-    out = layer(mg.tensor(x), mg.tensor(memory), tgt_mask=tgt_mask, memory_mask=memory_mask, residuals=residuals)
+    residuals, _ = record_outputs(contribution_modules(layer))
+    out = layer(mg.tensor(x), mg.tensor(memory), tgt_mask=tgt_mask, memory_mask=memory_mask)
     expected, contributions = np_decoder_layer(layer, x.astype(np.float64), memory.astype(np.float64),
                                                tgt_mask.numpy(), memory_mask.numpy())
     close(out, expected)
+    assert len(residuals) == 3
     for got, want in zip(residuals, contributions):
         close(got, want)
-    assert [n for n, _ in layer.named_children()][:8] == ["self_attn", "cross_attn", "linear1", "linear2",
-                                                           "norm1", "norm2", "norm3", "dropout"]
+    if norm_first:
+        close(out, x + sum(r.numpy() for r in residuals))
+    assert [n for n, _ in layer.named_children()] == ["self_attn", "cross_attn", "feed_forward", "norm1",
+                                                      "norm2", "norm3", "dropout1", "dropout2", "dropout3"]
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -192,8 +211,12 @@ def test_pre_ln_stack_output_is_layer_norm_of_the_sum_of_residual_contributions(
     model = nn.Transformer(11, 13, d_model=8, n_heads=2, n_layers=3, d_ff=16, dropout=0.0, norm_first=True)
     src = np.array([[3, 4, 5, 6, 0], [7, 8, 9, 0, 0]])
     mask = nn.padding_mask(src, 0)
-    residuals = []
-    memory = model.encode(src, mask, residuals=residuals)
+    # h_0 is what the positional encoding returns; each h_i what a layer's dropout_i returns
+    encoder_parts = [model.pos_encoding] + [m for layer in model.encoder_layers for m in contribution_modules(layer)]
+    residuals, handles = record_outputs(encoder_parts)
+    memory = model.encode(src, mask)
+    for handle in handles:
+        handle.remove()
     # numpy: walk the stack collecting contributions
     x = np_embed(model, model.src_embed, src)
     contributions = [x]
@@ -204,18 +227,23 @@ def test_pre_ln_stack_output_is_layer_norm_of_the_sum_of_residual_contributions(
     for got, want in zip(residuals, contributions):
         close(got, want)
     close(memory, np_layer_norm(sum(contributions), model.encoder_norm))
+    # and the sum of what the hooks saw is the stream itself
+    close(memory, np_layer_norm(sum(r.numpy().astype(np.float64) for r in residuals), model.encoder_norm))
     # the same for the decoder stack: 3 sublayers per layer
     tgt = np.array([[1, 5, 6], [1, 7, 2]])
-    residuals = []
-    hidden = model.decode_hidden(tgt, memory, mask, residuals=residuals)
+    decoder_parts = [model.pos_encoding] + [m for layer in model.decoder_layers for m in contribution_modules(layer)]
+    residuals, _ = record_outputs(decoder_parts)
+    hidden = model.decode_hidden(tgt, memory, mask)
     y = np_embed(model, model.tgt_embed, tgt)
     parts_all = [y]
     for layer in model.decoder_layers:
         y, parts = np_decoder_layer(layer, y, memory.numpy().astype(np.float64),
                                     np.tril(np.ones((3, 3), bool)), mask.numpy())
         parts_all += parts
-    assert len(residuals) == 1 + 3 * 3
-    close(hidden, np_layer_norm(sum(parts_all), model.decoder_norm))
+    assert len(residuals) == len(parts_all) == 1 + 3 * 3
+    for got, want in zip(residuals, parts_all):
+        close(got, want)
+    close(hidden, np_layer_norm(sum(r.numpy().astype(np.float64) for r in residuals), model.decoder_norm))
 
 
 @pytest.mark.parametrize("norm_first,tie", [(False, False), (True, True)])
@@ -292,6 +320,71 @@ def test_transformer_names_its_parts():
     names = set(model.state_dict())
     for name in ("src_embed.weight", "tgt_embed.weight", "pos_encoding.pe", "out_proj.weight",
                  "encoder_layers.1.self_attn.q_proj.weight", "decoder_layers.0.cross_attn.out_proj.bias",
-                 "decoder_layers.1.norm3.weight", "encoder_layers.0.linear2.bias"):
+                 "decoder_layers.1.norm3.weight", "encoder_layers.0.feed_forward.linear2.bias"):
         assert name in names
     assert model.d_model == 8 and "pos_encoding.pe" not in dict(model.named_parameters())
+
+
+# --------------------------------------------------------------------------- one layer family: its options
+def test_linear1_and_linear2_are_the_feed_forwards_and_read_only():
+    for layer in (nn.TransformerEncoderLayer(8, 2, 16), nn.TransformerDecoderLayer(8, 2, 16)):
+        assert layer.linear1 is layer.feed_forward.linear1 and layer.linear2 is layer.feed_forward.linear2
+        assert layer.linear1.weight.shape == (8, 16) and layer.linear2.weight.shape == (16, 8)
+        names = [name for name, _ in layer.named_parameters()]
+        assert "feed_forward.linear1.weight" in names and not any(n.startswith("linear") for n in names)
+        with pytest.raises(AttributeError):
+            layer.linear1 = nn.Dense(8, 16)
+
+
+@pytest.mark.parametrize("make", [lambda: nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0),
+                                  lambda: nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0)])
+def test_a_state_dict_with_pytorch_names_linear1_linear2_loads(make):
+    mg.manual_seed(11)
+    source, target = make(), make()
+    saved = {name.replace("feed_forward.", ""): value.numpy() for name, value in source.state_dict().items()}
+    assert "linear1.weight" in saved and "linear2.bias" in saved
+    result = target.load_state_dict(saved)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    for name, value in source.state_dict().items():
+        np.testing.assert_array_equal(target.state_dict()[name].numpy(), value.numpy())
+    # inside a model too, and a key that fits nowhere is still an error
+    model = nn.Transformer(5, 6, d_model=8, n_heads=2, n_layers=1, d_ff=16)
+    state = {name.replace("feed_forward.", ""): value for name, value in model.state_dict().items()}
+    state["encoder_layers.0.linear1.weight"] = mg.zeros(8, 16)
+    model.load_state_dict(state)
+    assert np.all(model.encoder_layers[0].feed_forward.linear1.weight.numpy() == 0)
+    state["encoder_layers.0.linear3.weight"] = mg.zeros(8, 16)
+    with pytest.raises(RuntimeError, match="unexpected keys: 'encoder_layers.0.linear3.weight'"):
+        model.load_state_dict(state)
+
+
+def test_layer_norm_eps_activation_and_the_three_dropout_rates_are_configurable():
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.3, activation="gelu", layer_norm_eps=1e-12,
+                                       attention_dropout=0.2, activation_dropout=0.0)
+    assert layer.norm1.eps == layer.norm2.eps == 1e-12
+    assert layer.self_attn.dropout == 0.2 and layer.feed_forward.dropout.p == 0.0
+    assert layer.dropout1.p == layer.dropout2.p == 0.3
+    default = nn.TransformerDecoderLayer(8, 2, 16, dropout=0.3)          # PyTorch: one rate everywhere
+    assert default.self_attn.dropout == default.cross_attn.dropout == default.feed_forward.dropout.p == 0.3
+    assert default.norm3.eps == 1e-5
+    x = np.random.default_rng(12).standard_normal((2, 3, 8))
+    module = nn.FeedForward(8, 16, activation="gelu")
+    exact = np_ffn(x, module.linear1, module.linear2,
+                   hidden=lambda h: h * 0.5 * (1 + np.vectorize(math.erf)(h / math.sqrt(2))))
+    close(module(mg.tensor(x)), exact, 1e-6)
+    custom = nn.FeedForward(8, 16, activation=lambda h: h * h)               # any callable
+    close(custom(mg.tensor(x)), np_ffn(x, custom.linear1, custom.linear2, hidden=np.square), 1e-6)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_encoder_layer_with_a_cache_continues_the_causal_sequence(device, norm_first):
+    """Decoding one position at a time through the cache gives the rows of one causal pass."""
+    mg.manual_seed(13)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, norm_first=norm_first)
+    x = mg.randn(2, 5, 8)
+    full = layer(x, mask=nn.causal_mask(5)).numpy()
+    cache = nn.KVCache()
+    first = layer(x[:, :3], mask=nn.causal_mask(3), cache=cache)
+    steps = [layer(x[:, t:t + 1], cache=cache).numpy() for t in (3, 4)]
+    assert len(cache) == 5
+    close(np.concatenate([first.numpy()] + steps, axis=1), full, 1e-5)

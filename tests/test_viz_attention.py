@@ -1,8 +1,8 @@
-"""mg.viz.attention_weights / save_attention_heatmap / save_heatmap and the opt-in
-recording in nn.MultiHeadAttention.
+"""mg.viz.attention_weights / save_attention_heatmap / save_heatmap.
 
-The captured weights are checked against softmax(Q K^T / sqrt(d_head)) computed here
-in numpy from the layer's own projection weights applied to the input it recorded.
+The weights are checked against softmax(Q K^T / sqrt(d_head)) computed here in numpy
+from the layer's own projection weights applied to the inputs that a forward hook of
+the test's own saw.
 """
 import sys
 
@@ -36,14 +36,22 @@ def numpy_attention_weights(module, query, key, mask=None):
 
 
 def recorded_by_hand(model, module, *inputs, **kwargs):
-    """Switch recording on for one forward, the way a user could."""
-    module.record_weights = True
+    """The query, key and mask `module` is called with in one eval-mode forward, and
+    the weights it returns itself when asked, seen by a forward hook (the way a user could)."""
+    recorded = {}
+
+    def hook(module, args, kwargs, output):
+        call = {**dict(zip(("query", "key", "value", "mask"), args)), **kwargs}
+        key = call["query"] if call.get("key") is None else call["key"]
+        recorded.update(query=call["query"], key=key, mask=call.get("mask"))
+        # forward, not module(...): calling the module would run this hook again
+        recorded["weights"] = module.forward(call["query"], key, mask=call.get("mask"), return_weights=True)[1]
+
+    handle = module.register_forward_hook(hook, with_kwargs=True)
     model.eval()
     with mg.no_grad():
         model(*inputs, **kwargs)
-    recorded = module.recorded
-    del module.record_weights
-    module.recorded = None
+    handle.remove()
     return recorded
 
 
@@ -51,11 +59,30 @@ def small_gpt():
     return GPT(vocab_size=13, block_size=12, n_layer=3, n_head=2, d_model=8)
 
 
-def test_recording_is_off_by_default_and_keeps_nothing():
+def test_no_hook_is_left_behind():
     model = small_gpt()
-    model(np.zeros((1, 4), dtype=np.int64))
-    for _, module in mg.viz.attention_modules(model):
-        assert module.record_weights is False and module.recorded is None
+    mg.viz.attention_weights(model, np.zeros((1, 4), dtype=np.int64), layer=1)
+    for _, module in model.named_modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+
+
+@pytest.mark.parametrize("build", ["gpt", "transformer"])
+def test_rows_sum_to_one_even_when_the_model_trains_with_dropout(build):
+    """The weights are eval-mode ones (no dropout), whatever mode the model is in."""
+    mg.manual_seed(5)
+    if build == "gpt":
+        model = GPT(vocab_size=13, block_size=12, n_layer=2, n_head=2, d_model=8, dropout=0.5)
+        inputs = (np.random.default_rng(4).integers(0, 13, size=(3, 9)),)
+    else:
+        model = nn.Transformer(9, 10, d_model=8, n_heads=2, n_layers=2, d_ff=16, dropout=0.5)
+        rng = np.random.default_rng(4)
+        inputs = (rng.integers(1, 9, size=(3, 6)), rng.integers(1, 10, size=(3, 4)))
+    model.train()
+    for layer in range(len(mg.viz.attention_modules(model))):
+        weights = mg.viz.attention_weights(model, *inputs, layer=layer).numpy()
+        np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
+        np.testing.assert_array_equal(weights, mg.viz.attention_weights(model, *inputs, layer=layer).numpy())
+    assert model.training
 
 
 @pytest.mark.parametrize("layer", [0, 2, -1])
@@ -119,8 +146,7 @@ def test_mode_restored_and_recording_cleared_even_on_error():
         mg.viz.attention_weights(model, np.zeros((1, 20), dtype=np.int64), layer=1)   # too long
     assert model.training
     for _, module in mg.viz.attention_modules(model):
-        assert "record_weights" not in module.__dict__ and module.record_weights is False
-        assert module.recorded is None
+        assert not module._forward_hooks
 
 
 def test_wrong_layer_or_head_is_a_clear_error(tmp_path):

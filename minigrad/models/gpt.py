@@ -1,8 +1,8 @@
 """GPT: a decoder-only Transformer language model (GPT-2's architecture, small).
 
     x_0 = tok_emb[idx] + pos_emb[0..T-1]                          (B, T, d_model)
-    for each block:   x = x + attn(ln1(x), causal)                 pre-LN: the residual
-                      x = x + mlp(ln2(x))                          stream is never normalised
+    for each block:   x = x + self_attn(norm1(x), causal)          pre-LN: the residual
+                      x = x + feed_forward(norm2(x))               stream is never normalised
     logits = ln_f(x) @ tok_emb^T                                   (B, T, vocab), tied weights
 
 Position t's logits predict token t + 1 from tokens 0..t (the causal mask hides the
@@ -15,29 +15,9 @@ q, k, v and a row of attention) instead of a pass over the whole context.
 import math
 
 from .. import backend
-from ..nn import Dense, Dropout, Embedding, FeedForward, KVCache, LayerNorm, Module, ModuleList
-from ..nn import MultiHeadAttention, causal_mask
-from ..nn.layers import normal_
-from ..tensor import Tensor, no_grad
-
-
-class Block(Module):
-    """One pre-LN Transformer block (GPT-2):
-        x = x + dropout(attn(ln1(x), mask=causal))
-        x = x + dropout(mlp(ln2(x))),   mlp(x) = linear2(gelu(linear1(x))), d_ff = 4 d_model
-    x (B, T, d_model) -> (B, T, d_model). GELU is the tanh approximation, as in GPT-2."""
-
-    def __init__(self, d_model, n_head, dropout=0.0):
-        super().__init__()
-        self.ln1 = LayerNorm(d_model)
-        self.attn = MultiHeadAttention(d_model, n_head, dropout=dropout)
-        self.ln2 = LayerNorm(d_model)
-        self.mlp = FeedForward(d_model, 4 * d_model, activation="gelu_tanh")
-        self.dropout = Dropout(dropout)
-
-    def forward(self, x, mask=None, cache=None):
-        x = x + self.dropout(self.attn(self.ln1(x), mask=mask, cache=cache))
-        return x + self.dropout(self.mlp(self.ln2(x)))
+from ..nn import Dense, Dropout, Embedding, KVCache, LayerNorm, Module, ModuleList, TransformerEncoderLayer
+from ..nn import causal_mask, init
+from ..tensor import Tensor, as_array, no_grad
 
 
 class GPT(Module):
@@ -45,13 +25,20 @@ class GPT(Module):
 
     forward(idx) -> logits: idx (B, T) integer ids with T <= block_size -> (B, T, vocab_size).
     Submodules tok_emb (vocab, d_model), pos_emb (block_size, d_model, learned
-    positions as in GPT-2), blocks (n_layer Blocks), ln_f; the output layer is
-    tok_emb's weight, transposed (tied: one matrix maps ids to vectors and back).
+    positions as in GPT-2), blocks, ln_f; the output layer is tok_emb's weight,
+    transposed (tied: one matrix maps ids to vectors and back).
+
+    Each of the n_layer blocks is a pre-LN nn.TransformerEncoderLayer (GPT-2's block):
+        x = x + dropout1(self_attn(norm1(x), mask=causal))
+        x = x + dropout2(feed_forward(norm2(x))),  feed_forward(x) = linear2(gelu_tanh(linear1(x)))
+    with d_ff = 4 d_model, GELU's tanh approximation, `dropout` on the attention weights
+    and on each sublayer's output, and none inside the feed-forward (as GPT-2).
 
     Initialisation (GPT-2): every weight matrix and embedding ~ N(0, 0.02^2), biases 0;
     the two projections that write into the residual stream in each block
-    (attn.out_proj, mlp.linear2) ~ N(0, (0.02 / sqrt(2 n_layer))^2), because the stream
-    is a sum of 2 n_layer such contributions and its variance should not grow with depth.
+    (self_attn.out_proj, feed_forward.linear2) ~ N(0, (0.02 / sqrt(2 n_layer))^2), because
+    the stream is a sum of 2 n_layer such contributions and its variance should not grow
+    with depth.
     """
 
     def __init__(self, vocab_size, block_size, n_layer, n_head, d_model, dropout=0.0):
@@ -61,26 +48,29 @@ class GPT(Module):
         self.tok_emb = Embedding(vocab_size, d_model)
         self.pos_emb = Embedding(block_size, d_model)
         self.dropout = Dropout(dropout)
-        self.blocks = ModuleList(Block(d_model, n_head, dropout) for _ in range(n_layer))
+        self.blocks = ModuleList(
+            TransformerEncoderLayer(d_model, n_head, 4 * d_model, dropout, activation="gelu_tanh",
+                                    norm_first=True, activation_dropout=0.0)
+            for _ in range(n_layer))
         self.ln_f = LayerNorm(d_model)
         self._init_weights()
 
     def _init_weights(self):
         for module in self.modules():
             if isinstance(module, Dense):
-                normal_(module.weight, 0.02)
+                init.normal_(module.weight, 0.0, 0.02)
                 if module.bias is not None:
-                    module.bias.data = module.bias.data * 0
+                    init.zeros_(module.bias)
             elif isinstance(module, Embedding):
-                normal_(module.weight, 0.02)
+                init.normal_(module.weight, 0.0, 0.02)
         for block in self.blocks:
-            normal_(block.attn.out_proj.weight, 0.02 / math.sqrt(2 * self.n_layer))
-            normal_(block.mlp.linear2.weight, 0.02 / math.sqrt(2 * self.n_layer))
+            init.normal_(block.self_attn.out_proj.weight, 0.0, 0.02 / math.sqrt(2 * self.n_layer))
+            init.normal_(block.feed_forward.linear2.weight, 0.0, 0.02 / math.sqrt(2 * self.n_layer))
 
     def forward(self, idx, cache=None):
         """Logits (B, T, vocab_size) for ids (B, T). With `cache` (from new_cache()), idx
         holds only positions not yet seen; they continue after the cached ones."""
-        ids = idx.data if isinstance(idx, Tensor) else backend.to_device(idx, self.tok_emb.weight.device)
+        ids = as_array(idx, self.tok_emb.weight.device)
         if ids.ndim != 2:
             raise ValueError(f"GPT: expected ids of shape (B, T), got {tuple(ids.shape)}")
         offset = len(cache[0]) if cache is not None else 0
@@ -121,7 +111,7 @@ class GPT(Module):
         device = self.tok_emb.weight.device
         host = backend.numpy
         rng = host.random.default_rng(seed) if seed is not None else backend.rng()
-        tokens = backend.to_numpy(idx.data if isinstance(idx, Tensor) else idx).astype(host.int64)
+        tokens = as_array(idx, "cpu").astype(host.int64)
         if tokens.ndim != 2 or tokens.shape[1] == 0:
             raise ValueError(f"GPT.generate: expected a non-empty prompt of shape (B, T), got {tokens.shape}")
         start = max(0, tokens.shape[1] - self.block_size)      # first position in the context

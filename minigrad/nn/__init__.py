@@ -3,6 +3,7 @@
     import minigrad.nn as nn
 """
 from .module import Module, Parameter, Sequential, ModuleList
+from . import init
 from .layers import (Neuron, Dense, Linear, MLP, ReLU, GELU, Tanh, Sigmoid, LayerNorm, Embedding,
                      Dropout)
 from .attention import MultiHeadAttention, KVCache, causal_mask, padding_mask

@@ -25,7 +25,7 @@ Masks are boolean with True = may attend, broadcast to (B, n_heads, Tq, Tk):
 from .. import backend
 from .. import functional as F
 from ..ops import concatenate
-from ..tensor import Tensor
+from ..tensor import Tensor, as_array
 from .layers import Dense
 from .module import Module
 
@@ -49,7 +49,7 @@ def causal_mask(T, T_keys=None, device=None):
 def padding_mask(ids, pad_id):
     """Boolean (B, 1, 1, T) Tensor from token ids (B, T): True where ids != pad_id, so that
     no query attends to a padding key. It broadcasts over heads and queries."""
-    data = ids.data if isinstance(ids, Tensor) else backend.to_device(ids, backend.get_default_device())
+    data = as_array(ids)
     if data.ndim != 2:
         raise ValueError(f"padding_mask: expected ids of shape (B, T), got {tuple(data.shape)}")
     return Tensor((data != pad_id)[:, None, None, :])
@@ -94,19 +94,12 @@ class MultiHeadAttention(Module):
     return_weights=True also returns the weights (B, n_heads, Tq, Tk) of every head
     (PyTorch averages them over heads unless average_attn_weights=False).
     cache: a KVCache for incremental decoding (see KVCache).
-
-    record_weights: False by default. When set True on an instance, every forward
-    keeps its inputs and weights in self.recorded, a dict with "query", "key",
-    "value" (Tensors, before the projections), "mask" and "weights" (B, n_heads, Tq, Tk),
-    all detached; mg.viz.attention_weights switches it on for one forward and off
-    again (and clears self.recorded), so a model never keeps these by accident.
+    To look at the weights of a model's attention without changing its code, see
+    mg.viz.attention_weights (a forward hook on this module).
 
     Submodules q_proj, k_proj, v_proj, out_proj: Dense(d_model, d_model) each (PyTorch
     packs the first three into one in_proj_weight, and stores weights transposed).
     """
-
-    record_weights = False      # class default: costs one attribute read per forward when off
-    recorded = None
 
     def __init__(self, d_model, n_heads, dropout=0.0, bias=True):
         super().__init__()
@@ -148,9 +141,6 @@ class MultiHeadAttention(Module):
                 k, v = cache.update(k, v)
         heads, weights = F.scaled_dot_product_attention(
             q, k, v, mask=mask, dropout_p=self.dropout, return_weights=True, training=self.training)
-        if self.record_weights:
-            self.recorded = {"query": query.detach(), "key": key.detach(), "value": value.detach(),
-                             "mask": mask, "weights": weights.detach()}
         output = self.out_proj(self.merge_heads(heads))              # (B, Tq, d_model)
         return (output, weights) if return_weights else output
 

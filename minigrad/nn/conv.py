@@ -4,16 +4,15 @@ The output size of a sliding window along height (and likewise width) is
 
     H_out = floor((H + 2 * padding - kernel_size) / stride) + 1
 
-Initialisation follows PyTorch, drawn from minigrad's seeded generator (mg.manual_seed):
+Initialisation follows PyTorch, through nn.init (minigrad's seeded generator, mg.manual_seed):
     Conv2d:      weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C_in * kh * kw
-                 (PyTorch's kaiming_uniform with a = sqrt(5) reduces to this bound)
+                 (layers.init_linear_: PyTorch's kaiming_uniform with a = sqrt(5))
     BatchNorm2d: weight = 1, bias = 0, running_mean = 0, running_var = 1
 """
-import math
-
 from .. import backend, conv as C
-from ..tensor import wrap
-from .layers import constant_parameter, uniform_parameter
+from ..tensor import Tensor
+from . import init
+from .layers import empty_parameter, init_linear_
 from .module import Module
 
 
@@ -42,10 +41,9 @@ class Conv2d(Module):
         if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
             raise ValueError(f"Conv2d: kernel_size {self.kernel_size} and stride {self.stride} must be "
                              f">= 1 and padding {self.padding} >= 0")
-        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
-        bound = 1 / math.sqrt(fan_in)
-        self.weight = uniform_parameter((out_channels, in_channels) + self.kernel_size, bound)
-        self.bias = uniform_parameter((out_channels,), bound) if bias else None
+        self.weight = empty_parameter(out_channels, in_channels, *self.kernel_size)
+        self.bias = empty_parameter(out_channels) if bias else None
+        init_linear_(self.weight, self.bias)
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
@@ -143,13 +141,13 @@ class BatchNorm2d(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = constant_parameter((num_features,), 1.0) if affine else None
-        self.bias = constant_parameter((num_features,), 0.0) if affine else None
+        self.weight = init.ones_(empty_parameter(num_features)) if affine else None
+        self.bias = init.zeros_(empty_parameter(num_features)) if affine else None
         if track_running_stats:
             xp = backend.xp_for(None)
-            self.register_buffer("running_mean", wrap(xp.zeros(num_features, dtype=backend.default_float())))
-            self.register_buffer("running_var", wrap(xp.ones(num_features, dtype=backend.default_float())))
-            self.register_buffer("num_batches_tracked", wrap(xp.zeros((), dtype="int64")))
+            self.register_buffer("running_mean", Tensor(xp.zeros(num_features, dtype=backend.default_float())))
+            self.register_buffer("running_var", Tensor(xp.ones(num_features, dtype=backend.default_float())))
+            self.register_buffer("num_batches_tracked", Tensor(xp.zeros((), dtype="int64")))
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
 

@@ -1,10 +1,10 @@
 """Basic layers: a neuron, dense (fully connected) layers, activations, LayerNorm,
 Embedding and Dropout.
 
-Initialisation follows PyTorch's defaults, drawn from minigrad's seeded generator
-(mg.manual_seed):
+Initialisation follows PyTorch's defaults, through nn.init (drawn from
+minigrad's seeded generator, mg.manual_seed):
     Dense / Neuron: weight and bias ~ U(-1/sqrt(n_in), 1/sqrt(n_in))
-                    (PyTorch's kaiming_uniform with a = sqrt(5) reduces to this bound)
+                    (init_linear_: PyTorch's kaiming_uniform with a = sqrt(5))
     Embedding:      weight ~ N(0, 1)
     LayerNorm:      weight = 1, bias = 0
 """
@@ -12,42 +12,26 @@ import math
 
 from .. import backend
 from .. import functional as F
-from ..tensor import Tensor
+from ..tensor import as_array
+from . import init
 from .module import Module, ModuleList, Parameter
 
 
-def uniform_parameter(shape, bound, device=None):
-    """A Parameter with entries ~ U(-bound, bound) from the seeded generator, on `device`
-    (default: mg.set_default_device's). Drawn on the host, so a seed gives the same
-    weights on every device."""
-    values = backend.rng().uniform(-bound, bound, size=shape).astype(backend.default_float())
-    return Parameter(values, device=backend.check_device(device))
+def empty_parameter(*shape):
+    """A Parameter of the given shape on the default device, in the default float
+    dtype, for an nn.init function to fill (its zeros are never meant to be used)."""
+    return Parameter(backend.xp_for(None).zeros(shape, dtype=backend.default_float()))
 
 
-def normal_parameter(shape, std=1.0, device=None):
-    """A Parameter with entries ~ N(0, std^2) from the seeded generator."""
-    values = (backend.rng().standard_normal(shape) * std).astype(backend.default_float())
-    return Parameter(values, device=backend.check_device(device))
-
-
-def normal_(param, std):
-    """Refill `param` in place with N(0, std^2) draws from the seeded generator (drawn on
-    the host, like the helpers above, then moved to param's device and dtype). Models
-    use it to apply their own initialisation after the layers are built."""
-    host = backend.rng().standard_normal(param.shape) * std
-    param.data = backend.to_device(host.astype(param.dtype), param.device)
-
-
-def uniform_(param, bound):
-    """Refill `param` in place with U(-bound, bound) draws from the seeded generator."""
-    host = backend.rng().uniform(-bound, bound, size=param.shape)
-    param.data = backend.to_device(host.astype(param.dtype), param.device)
-
-
-def constant_parameter(shape, value, device=None):
-    """A Parameter filled with `value`."""
-    xp = backend.xp_for(device)
-    return Parameter(xp.full(shape, value, dtype=backend.default_float()))
+def init_linear_(weight, bias=None):
+    """PyTorch's default for Linear and Conv layers: weight by
+    init.kaiming_uniform_(a=sqrt(5)), which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    and bias from the same U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = init.calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in)
+        init.uniform_(bias, -bound, bound)
 
 
 _ACTIVATIONS = {
@@ -75,9 +59,9 @@ class Neuron(Module):
 
     def __init__(self, n_in, activation="tanh"):
         super().__init__()
-        bound = 1 / math.sqrt(n_in)
-        self.weight = uniform_parameter((n_in,), bound)
-        self.bias = uniform_parameter((), bound)
+        bound = 1 / math.sqrt(n_in)     # a neuron is Dense(n_in, 1): fan_in = n_in
+        self.weight = init.uniform_(empty_parameter(n_in), -bound, bound)
+        self.bias = init.uniform_(empty_parameter(), -bound, bound)
         self.activation = activation
         self._act = activation_function(activation)
 
@@ -99,10 +83,10 @@ class Dense(Module):
 
     def __init__(self, n_in, n_out, bias=True):
         super().__init__()
-        bound = 1 / math.sqrt(n_in)
         self.n_in, self.n_out = n_in, n_out
-        self.weight = uniform_parameter((n_in, n_out), bound)
-        self.bias = uniform_parameter((n_out,), bound) if bias else None
+        self.weight = empty_parameter(n_in, n_out)
+        self.bias = empty_parameter(n_out) if bias else None
+        init_linear_(self.weight, self.bias)
 
     def forward(self, x):
         if x.shape[-1] != self.n_in:
@@ -182,8 +166,8 @@ class LayerNorm(Module):
     def __init__(self, d, eps=1e-5):
         super().__init__()
         self.d, self.eps = d, eps
-        self.weight = constant_parameter((d,), 1.0)
-        self.bias = constant_parameter((d,), 0.0)
+        self.weight = init.ones_(empty_parameter(d))
+        self.bias = init.zeros_(empty_parameter(d))
 
     def forward(self, x):
         if x.shape[-1] != self.d:
@@ -201,11 +185,10 @@ class Embedding(Module):
     def __init__(self, num, dim):
         super().__init__()
         self.num, self.dim = num, dim
-        self.weight = normal_parameter((num, dim))
+        self.weight = init.normal_(empty_parameter(num, dim))
 
     def forward(self, ids):
-        ids = ids.data if isinstance(ids, Tensor) else ids
-        ids = backend.to_device(ids, self.weight.device)
+        ids = as_array(ids, self.weight.device)
         if ids.dtype.kind not in "iu":
             raise TypeError(f"Embedding: ids must be integers, got dtype {ids.dtype}")
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.num):

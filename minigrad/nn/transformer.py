@@ -2,7 +2,7 @@
 
     PositionalEncoding        adds sin/cos of the position to each embedding
     FeedForward               FFN(x) = act(x W1 + b1) W2 + b2, applied at every position
-    TransformerEncoderLayer   self-attention, then feed-forward
+    TransformerEncoderLayer   self-attention, then feed-forward (also GPT's block and BERT's layer)
     TransformerDecoderLayer   masked self-attention, cross-attention to the encoder, feed-forward
     Transformer               embeddings -> encoder stack -> decoder stack -> logits
 
@@ -25,10 +25,10 @@ feed-forward after the activation, and to the sum of embeddings and positions.
 import math
 
 from .. import backend
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor, as_array, no_grad
+from . import init
 from .attention import KVCache, MultiHeadAttention, causal_mask
-from .layers import (Dense, Dropout, Embedding, LayerNorm, activation_function, constant_parameter,
-                     normal_, uniform_)
+from .layers import Dense, Dropout, Embedding, LayerNorm, activation_function, empty_parameter
 from .module import Module, ModuleList
 
 
@@ -77,116 +77,118 @@ class PositionalEncoding(Module):
 class FeedForward(Module):
     """FFN(x) = linear2(dropout(act(linear1(x)))) = act(x W1 + b1) W2 + b2 (without dropout).
     x (..., d_model) -> (..., d_model); W1 (d_model, d_ff), W2 (d_ff, d_model).
-    The same two-layer network at every position; d_ff is usually 4 d_model."""
+    The same two-layer network at every position; d_ff is usually 4 d_model.
+    activation: "relu", "gelu" (exact, x Phi(x)), "gelu_tanh" (GPT-2's tanh
+    approximation), "tanh", "sigmoid", or any callable on Tensors."""
 
     def __init__(self, d_model, d_ff, activation="relu", dropout=0.0):
         super().__init__()
         self.linear1 = Dense(d_model, d_ff)
-        self.linear2 = Dense(d_ff, d_model)
         self.dropout = Dropout(dropout)
+        self.linear2 = Dense(d_ff, d_model)
         self.activation = activation
         self._act = activation_function(activation)
 
     def forward(self, x):
-        return _position_wise(self, x)
+        return self.linear2(self.dropout(self._act(self.linear1(x))))
+
+    def extra_repr(self):
+        return f"activation={getattr(self.activation, '__name__', self.activation)!r}"
 
 
-def _position_wise(layer, x):
-    """FFN(x) = linear2(dropout(act(linear1(x)))) from `layer`'s own linear1, linear2,
-    dropout and _act: FeedForward and both Transformer layers (which keep linear1 and
-    linear2 as direct submodules, the names PyTorch's checkpoints use) share it."""
-    return layer.linear2(layer.dropout(layer._act(layer.linear1(x))))
+class _FeedForwardNames:
+    """linear1 and linear2 under the names PyTorch's Transformer layers give them (and
+    API.md promises): read-only views of feed_forward.linear1 and .linear2. A state
+    dict saved with those names (PyTorch's, or minigrad's before FeedForward became a
+    submodule) still loads: Module.load_state_dict reads state_dict_aliases."""
+
+    state_dict_aliases = {"linear1": "feed_forward.linear1", "linear2": "feed_forward.linear2"}
+    linear1 = property(lambda self: self.feed_forward.linear1, doc="feed_forward.linear1: (d_model, d_ff)")
+    linear2 = property(lambda self: self.feed_forward.linear2, doc="feed_forward.linear2: (d_ff, d_model)")
 
 
-def _record(residuals, contribution):
-    if residuals is not None:
-        residuals.append(contribution)
-    return contribution
+def _rate(specific, default):
+    return default if specific is None else specific
 
 
-class TransformerEncoderLayer(Module):
+class TransformerEncoderLayer(_FeedForwardNames, Module):
     """One encoder layer: self-attention, then the position-wise feed-forward.
 
-        post-LN (norm_first=False, the paper):
+        post-LN (norm_first=False, the paper, BERT):
             x = norm1(x + dropout1(self_attn(x)))
-            x = norm2(x + dropout2(FFN(x)))
-        pre-LN (norm_first=True):
+            x = norm2(x + dropout2(feed_forward(x)))
+        pre-LN (norm_first=True, GPT-2):
             x = x + dropout1(self_attn(norm1(x)))
-            x = x + dropout2(FFN(norm2(x)))
-    with FFN(x) = linear2(dropout(act(linear1(x)))).   x (B, T, d_model) -> (B, T, d_model).
+            x = x + dropout2(feed_forward(norm2(x)))
+    with feed_forward(x) = linear2(dropout(act(linear1(x)))) (FeedForward).
+    x (B, T, d_model) -> (B, T, d_model).
 
-    forward(x, mask=None, residuals=None): mask broadcastable to (B, n_heads, T, T),
-    True = may attend (a padding mask (B, 1, 1, T) typically). If `residuals` is a
-    list, each sublayer's contribution (the dropout1(...) and dropout2(...) terms
-    above) is appended to it; in pre-LN the output is exactly x plus their sum.
+    forward(x, mask=None, cache=None): mask broadcastable to (B, n_heads, T, T), True =
+    may attend (a padding mask (B, 1, 1, T), or causal_mask for a decoder-only model).
+    cache: a KVCache for decoding one position at a time (GPT): x holds only the new
+    positions, and self-attention also reads the keys and values cached before.
+
+    Dropout rates: `dropout` on each sublayer's output (dropout1, dropout2), and by
+    default also on the attention weights and inside the feed-forward, as in PyTorch.
+    attention_dropout and activation_dropout (fairseq's names) set those two apart:
+    BERT drops attention weights at attention_probs_dropout_prob and has no dropout
+    inside the feed-forward (activation_dropout=0), nor does GPT-2.
+    layer_norm_eps: the eps of norm1 and norm2 (BERT uses 1e-12).
+    Submodules self_attn, feed_forward, norm1, norm2, dropout1, dropout2; linear1 and
+    linear2 name feed_forward's (PyTorch's names).
     """
 
-    def __init__(self, d_model, n_heads, d_ff, dropout=0.1, activation="relu", norm_first=False):
+    def __init__(self, d_model, n_heads, d_ff, dropout=0.1, activation="relu", norm_first=False,
+                 layer_norm_eps=1e-5, attention_dropout=None, activation_dropout=None):
         super().__init__()
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
-        self.linear1 = Dense(d_model, d_ff)
-        self.linear2 = Dense(d_ff, d_model)
-        self.norm1 = LayerNorm(d_model)
-        self.norm2 = LayerNorm(d_model)
-        self.dropout = Dropout(dropout)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.activation = activation
-        self._act = activation_function(activation)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=_rate(attention_dropout, dropout))
+        self.feed_forward = FeedForward(d_model, d_ff, activation, _rate(activation_dropout, dropout))
+        self.norm1, self.norm2 = (LayerNorm(d_model, eps=layer_norm_eps) for _ in range(2))
+        self.dropout1, self.dropout2 = (Dropout(dropout) for _ in range(2))
 
-    def feed_forward(self, x):
-        return _position_wise(self, x)
-
-    def forward(self, x, mask=None, residuals=None):
+    def forward(self, x, mask=None, cache=None):
         if self.norm_first:
-            x = x + _record(residuals, self.dropout1(self.self_attn(self.norm1(x), mask=mask)))
-            x = x + _record(residuals, self.dropout2(self.feed_forward(self.norm2(x))))
+            x = x + self.dropout1(self.self_attn(self.norm1(x), mask=mask, cache=cache))
+            x = x + self.dropout2(self.feed_forward(self.norm2(x)))
         else:
-            x = self.norm1(x + _record(residuals, self.dropout1(self.self_attn(x, mask=mask))))
-            x = self.norm2(x + _record(residuals, self.dropout2(self.feed_forward(x))))
+            x = self.norm1(x + self.dropout1(self.self_attn(x, mask=mask, cache=cache)))
+            x = self.norm2(x + self.dropout2(self.feed_forward(x)))
         return x
 
     def extra_repr(self):
         return f"norm_first={self.norm_first}"
 
 
-class TransformerDecoderLayer(Module):
+class TransformerDecoderLayer(_FeedForwardNames, Module):
     """One decoder layer: masked self-attention, attention to the encoder's output
     (memory), then the position-wise feed-forward.
 
         post-LN (norm_first=False, the paper):
             x = norm1(x + dropout1(self_attn(x, mask=tgt_mask)))
             x = norm2(x + dropout2(cross_attn(x, memory, mask=memory_mask)))
-            x = norm3(x + dropout3(FFN(x)))
+            x = norm3(x + dropout3(feed_forward(x)))
         pre-LN (norm_first=True):
             x = x + dropout1(self_attn(norm1(x), mask=tgt_mask))
             x = x + dropout2(cross_attn(norm2(x), memory, mask=memory_mask))
-            x = x + dropout3(FFN(norm3(x)))
+            x = x + dropout3(feed_forward(norm3(x)))
     x (B, Tt, d_model), memory (B, Ts, d_model) -> (B, Tt, d_model).
     tgt_mask: broadcastable to (B, n_heads, Tt, Tt), usually causal_mask(Tt) (this layer
     does not add it by itself, like PyTorch's); memory_mask: to (B, n_heads, Tt, Ts),
     usually the source's padding mask (B, 1, 1, Ts).
-    residuals: as in TransformerEncoderLayer. cache: from new_cache(), for decoding
-    one position at a time (x holds only the new positions).
+    cache: from new_cache(), for decoding one position at a time (x holds only the
+    new positions). The other arguments are TransformerEncoderLayer's.
     """
 
-    def __init__(self, d_model, n_heads, d_ff, dropout=0.1, activation="relu", norm_first=False):
+    def __init__(self, d_model, n_heads, d_ff, dropout=0.1, activation="relu", norm_first=False,
+                 layer_norm_eps=1e-5, attention_dropout=None, activation_dropout=None):
         super().__init__()
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
-        self.linear1 = Dense(d_model, d_ff)
-        self.linear2 = Dense(d_ff, d_model)
-        self.norm1 = LayerNorm(d_model)
-        self.norm2 = LayerNorm(d_model)
-        self.norm3 = LayerNorm(d_model)
-        self.dropout = Dropout(dropout)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        self.activation = activation
-        self._act = activation_function(activation)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=_rate(attention_dropout, dropout))
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=_rate(attention_dropout, dropout))
+        self.feed_forward = FeedForward(d_model, d_ff, activation, _rate(activation_dropout, dropout))
+        self.norm1, self.norm2, self.norm3 = (LayerNorm(d_model, eps=layer_norm_eps) for _ in range(3))
+        self.dropout1, self.dropout2, self.dropout3 = (Dropout(dropout) for _ in range(3))
 
     @staticmethod
     def new_cache():
@@ -194,47 +196,20 @@ class TransformerDecoderLayer(Module):
         values, and the cross-attention's, computed once from memory."""
         return {"self_attn": KVCache(), "cross_attn": KVCache(static=True)}
 
-    def feed_forward(self, x):
-        return _position_wise(self, x)
-
-    def forward(self, x, memory, tgt_mask=None, memory_mask=None, residuals=None, cache=None):
-        self_cache = cache["self_attn"] if cache is not None else None
-        cross_cache = cache["cross_attn"] if cache is not None else None
-
-        def self_block(h):
-            return _record(residuals, self.dropout1(self.self_attn(h, mask=tgt_mask, cache=self_cache)))
-
-        def cross_block(h):
-            return _record(residuals, self.dropout2(
-                self.cross_attn(h, memory, mask=memory_mask, cache=cross_cache)))
-
-        def ff_block(h):
-            return _record(residuals, self.dropout3(self.feed_forward(h)))
-
+    def forward(self, x, memory, tgt_mask=None, memory_mask=None, cache=None):
+        self_cache, cross_cache = (cache["self_attn"], cache["cross_attn"]) if cache is not None else (None, None)
         if self.norm_first:
-            x = x + self_block(self.norm1(x))
-            x = x + cross_block(self.norm2(x))
-            x = x + ff_block(self.norm3(x))
+            x = x + self.dropout1(self.self_attn(self.norm1(x), mask=tgt_mask, cache=self_cache))
+            x = x + self.dropout2(self.cross_attn(self.norm2(x), memory, mask=memory_mask, cache=cross_cache))
+            x = x + self.dropout3(self.feed_forward(self.norm3(x)))
         else:
-            x = self.norm1(x + self_block(x))
-            x = self.norm2(x + cross_block(x))
-            x = self.norm3(x + ff_block(x))
+            x = self.norm1(x + self.dropout1(self.self_attn(x, mask=tgt_mask, cache=self_cache)))
+            x = self.norm2(x + self.dropout2(self.cross_attn(x, memory, mask=memory_mask, cache=cross_cache)))
+            x = self.norm3(x + self.dropout3(self.feed_forward(x)))
         return x
 
     def extra_repr(self):
         return f"norm_first={self.norm_first}"
-
-
-def _ids(ids, device):
-    """Token ids (Tensor, array or nested list) as an integer array on `device`."""
-    return ids.data if isinstance(ids, Tensor) else backend.to_device(ids, device)
-
-
-def xavier_uniform_(weight):
-    """Refill a (n_in, n_out) weight with U(-a, a), a = sqrt(6 / (n_in + n_out)) (Glorot and
-    Bengio): forward activations and backward gradients keep about the same variance."""
-    n_in, n_out = weight.shape
-    uniform_(weight, math.sqrt(6.0 / (n_in + n_out)))
 
 
 class Transformer(Module):
@@ -280,7 +255,7 @@ class Transformer(Module):
         self.decoder_norm = LayerNorm(d_model) if norm_first else None
         if tie_embeddings:
             self.out_proj = None
-            self.out_bias = constant_parameter((tgt_vocab,), 0.0)
+            self.out_bias = init.zeros_(empty_parameter(tgt_vocab))
         else:
             self.out_proj = Dense(d_model, tgt_vocab)
         self._reset_parameters()
@@ -288,39 +263,37 @@ class Transformer(Module):
     def _reset_parameters(self):
         for module in self.modules():
             if isinstance(module, Dense):
-                xavier_uniform_(module.weight)
+                init.xavier_uniform_(module.weight)
                 if module.bias is not None:
-                    module.bias.data = module.bias.data * 0
+                    init.zeros_(module.bias)
             elif isinstance(module, Embedding):
-                normal_(module.weight, self.d_model ** -0.5)
+                init.normal_(module.weight, 0.0, self.d_model ** -0.5)
 
     def embed(self, embedding, ids, offset=0):
         """PE(embedding(ids) * sqrt(d_model)): (B, T) ids -> (B, T, d_model). The scaling
         keeps the learned embedding from being drowned by the positional signal."""
         return self.pos_encoding(embedding(ids) * math.sqrt(self.d_model), offset=offset)
 
-    def encode(self, src, src_mask=None, residuals=None):
-        """memory (B, Ts, d_model) from source ids (B, Ts). If `residuals` is a list it
-        receives h_0 (the embedded input) and then every sublayer's contribution; in the
-        pre-LN form memory = encoder_norm(h_0 + h_1 + ... + h_2n)."""
-        x = self.embed(self.src_embed, _ids(src, self.src_embed.weight.device))
-        _record(residuals, x)
+    def encode(self, src, src_mask=None):
+        """memory (B, Ts, d_model) from source ids (B, Ts). In the pre-LN form
+        memory = encoder_norm(h_0 + h_1 + ... + h_2n), h_0 the embedded input and h_i
+        the i-th sublayer's contribution (the output of a layer's dropout1 or dropout2)."""
+        x = self.embed(self.src_embed, as_array(src, self.src_embed.weight.device))
         for layer in self.encoder_layers:
-            x = layer(x, mask=src_mask, residuals=residuals)
+            x = layer(x, mask=src_mask)
         return self.encoder_norm(x) if self.encoder_norm is not None else x
 
-    def decode_hidden(self, tgt, memory, src_mask=None, tgt_mask=None, residuals=None, cache=None):
+    def decode_hidden(self, tgt, memory, src_mask=None, tgt_mask=None, cache=None):
         """The decoder stack's output (B, Tt, d_model), before the output projection.
         cache: from new_cache(); tgt then holds only the positions not yet seen."""
-        tgt = _ids(tgt, self.tgt_embed.weight.device)
+        tgt = as_array(tgt, self.tgt_embed.weight.device)
         offset = len(cache[0]["self_attn"]) if cache is not None else 0
         T = tgt.shape[-1]
         if tgt_mask is None and (cache is None or T > 1):
             tgt_mask = causal_mask(T, offset + T, device=memory.device)
         x = self.embed(self.tgt_embed, tgt, offset=offset)
-        _record(residuals, x)
         for index, layer in enumerate(self.decoder_layers):
-            x = layer(x, memory, tgt_mask=tgt_mask, memory_mask=src_mask, residuals=residuals,
+            x = layer(x, memory, tgt_mask=tgt_mask, memory_mask=src_mask,
                       cache=cache[index] if cache is not None else None)
         return self.decoder_norm(x) if self.decoder_norm is not None else x
 
@@ -352,7 +325,7 @@ class Transformer(Module):
         work; use_cache=False recomputes the whole prefix each step (same result).
         """
         xp = backend.xp_for(self.tgt_embed.weight.device)
-        src = _ids(src, self.src_embed.weight.device)
+        src = as_array(src, self.src_embed.weight.device)
         was_training = self.training
         self.eval()
         try:
