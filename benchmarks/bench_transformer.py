@@ -132,12 +132,13 @@ def torch_gpt(torch, mg_model, cfg):
         model.tok.weight.copy_(t(mg_model.tok_emb.weight))
         model.pos.weight.copy_(t(mg_model.pos_emb.weight))
         for ours, theirs in zip(mg_model.blocks, model.blocks):
-            pairs = [(ours.attn.q_proj, theirs.q), (ours.attn.k_proj, theirs.k), (ours.attn.v_proj, theirs.v),
-                     (ours.attn.out_proj, theirs.o), (ours.mlp.linear1, theirs.fc1), (ours.mlp.linear2, theirs.fc2)]
+            attn, ffn = ours.self_attn, ours.feed_forward
+            pairs = [(attn.q_proj, theirs.q), (attn.k_proj, theirs.k), (attn.v_proj, theirs.v),
+                     (attn.out_proj, theirs.o), (ffn.linear1, theirs.fc1), (ffn.linear2, theirs.fc2)]
             for dense, linear in pairs:
                 linear.weight.copy_(t(dense.weight).T)
                 linear.bias.copy_(t(dense.bias))
-            for norm, torch_norm in ((ours.ln1, theirs.ln1), (ours.ln2, theirs.ln2)):
+            for norm, torch_norm in ((ours.norm1, theirs.ln1), (ours.norm2, theirs.ln2)):
                 torch_norm.weight.copy_(t(norm.weight))
                 torch_norm.bias.copy_(t(norm.bias))
         model.ln_f.weight.copy_(t(mg_model.ln_f.weight))

@@ -16,7 +16,8 @@ What you will learn
     significant digits; what that does to a model's outputs.
 
 Read alongside
-  minigrad/nn/module.py      num_parameters, state_dict
+  minigrad/nn/module.py      num_parameters, state_dict, register_forward_hook
+  minigrad/viz.py            attention_weights (through a forward hook)
   minigrad/models/gpt.py, bert/, resnet.py, nn/transformer.py     the models counted here
   minigrad/tensor.py         grad (gradients with respect to any tensor), half()
   minigrad/io.py             save (safetensors, any dtype)
@@ -236,13 +237,15 @@ except ImportError:
 pair = ["The cat sat on the mat.", "A kitten is sitting on a rug."]
 batch = tokenizer(pair)
 key_mask = mg.tensor(batch["attention_mask"].astype(bool)[:, None, None, :])     # (2, 1, 1, T)
-# Run the encoder layer by layer, keeping the input embeddings h0 and each layer's attention.
-h0 = bert.embeddings(batch["input_ids"])                                          # (2, T, H)
-h, maps = h0, []
-for layer in bert.layers:
-    _, weights = layer.self_attn(h, mask=key_mask, return_weights=True)          # (2, heads, T, T)
-    maps.append(weights.numpy())
-    h = layer(h, key_mask)
+# A forward hook on the embeddings keeps their output h0 (B, T, H) as the model runs:
+# it stays in the graph, so we can differentiate with respect to it below.
+kept = {}
+handle = bert.embeddings.register_forward_hook(lambda module, args, output: kept.update(h0=output))
+h = bert(batch["input_ids"], batch["attention_mask"])                             # (2, T, H)
+handle.remove()
+h0 = kept["h0"]
+# mg.viz.attention_weights hooks the last layer's self-attention the same way: (2, heads, T, T)
+last_layer_weights = mg.viz.attention_weights(bert, batch["input_ids"], batch["attention_mask"], layer=-1)
 embeddings = sentence_embeddings(h, batch["attention_mask"])                      # (2, H)
 similarity = (embeddings[0] * embeddings[1]).sum()
 print(f"cosine similarity of {pair[0]!r} and {pair[1]!r}: {similarity.item():.3f}")
@@ -256,7 +259,7 @@ for row, text in enumerate(pair):
 
 n = int(batch["attention_mask"][0].sum())
 tokens = tokenizer.convert_ids_to_tokens(batch["input_ids"][0][:n])
-last = maps[-1][0, :, :n, :n]                                                      # (heads, n, n)
+last = last_layer_weights.numpy()[0, :, :n, :n]                                   # (heads, n, n)
 heads_shown = min(4, last.shape[0])
 figure, axes = plt.subplots(1, heads_shown + 1, figsize=(3.4 * (heads_shown + 1), 3.6), constrained_layout=True)
 for head in range(heads_shown):

@@ -137,7 +137,7 @@ def test_transformer_layers_are_encoder_then_decoder_self_and_cross():
     np.testing.assert_allclose(by_name.numpy(), weights.numpy())
 
 
-def test_mode_restored_and_recording_cleared_even_on_error():
+def test_mode_restored_and_hook_removed_even_on_error():
     model = small_gpt()
     model.train()
     mg.viz.attention_weights(model, np.zeros((1, 3), dtype=np.int64), layer=1)
@@ -147,6 +147,20 @@ def test_mode_restored_and_recording_cleared_even_on_error():
     assert model.training
     for _, module in mg.viz.attention_modules(model):
         assert not module._forward_hooks
+
+
+def test_with_a_kv_cache_the_new_query_reads_every_cached_key():
+    """One new token after a cached prefix: its row of weights is the last row of the
+    weights over the whole sequence (the keys come from the cache)."""
+    model = small_gpt()
+    ids = np.random.default_rng(6).integers(0, 13, size=(2, 6))
+    full = mg.viz.attention_weights(model, ids, layer=1).numpy()              # (2, 2, 6, 6)
+    cache = model.new_cache()
+    with mg.no_grad():
+        model.eval()(ids[:, :5], cache=cache)
+    step = mg.viz.attention_weights(model, ids[:, 5:], cache=cache, layer=1).numpy()
+    assert step.shape == (2, 2, 1, 6)
+    np.testing.assert_allclose(step[:, :, 0], full[:, :, 5], rtol=1e-5, atol=1e-7)
 
 
 def test_wrong_layer_or_head_is_a_clear_error(tmp_path):

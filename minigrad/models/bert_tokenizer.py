@@ -263,6 +263,11 @@ CLEAN_UP_RULES = (
 )
 
 
+def _special_token_id(token):
+    """A read-only property: the vocabulary id of a special token such as "[PAD]"."""
+    return property(lambda self: self.vocab[token], doc=f"the id of {token} in the vocabulary")
+
+
 class BertTokenizer:
     """Uncased WordPiece tokenizer for BERT models.
 
@@ -320,25 +325,11 @@ class BertTokenizer:
     def __len__(self):
         return self.vocab_size
 
-    @property
-    def pad_token_id(self):
-        return self.vocab["[PAD]"]
-
-    @property
-    def unk_token_id(self):
-        return self.vocab["[UNK]"]
-
-    @property
-    def cls_token_id(self):
-        return self.vocab["[CLS]"]
-
-    @property
-    def sep_token_id(self):
-        return self.vocab["[SEP]"]
-
-    @property
-    def mask_token_id(self):
-        return self.vocab["[MASK]"]
+    pad_token_id = _special_token_id("[PAD]")
+    unk_token_id = _special_token_id("[UNK]")
+    cls_token_id = _special_token_id("[CLS]")
+    sep_token_id = _special_token_id("[SEP]")
+    mask_token_id = _special_token_id("[MASK]")
 
     @property
     def all_special_ids(self):

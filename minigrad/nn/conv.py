@@ -57,7 +57,23 @@ class Conv2d(Module):
                 + ("" if self.bias is not None else ", bias=False"))
 
 
-class MaxPool2d(Module):
+class _Pool2d(Module):
+    """A sliding-window pooling: kernel_size, stride (default kernel_size) and padding,
+    ints or (height, width) pairs; subclasses name the pooling function."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+
+    def forward(self, x):
+        C.check_pool(type(self).__name__, x.shape, self.kernel_size, self.stride, self.padding)
+        return self.pool(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self):
+        return _window_repr(self.kernel_size, self.stride, self.padding)
+
+
+class MaxPool2d(_Pool2d):
     """Max pooling: y[n, c, oh, ow] = max over the window of xpad[n, c, oh*s + i, ow*s + j].
 
     Padding is -inf (never the max) and at most half the kernel. stride defaults to
@@ -66,35 +82,17 @@ class MaxPool2d(Module):
     window's maximum; exact ties share it equally (PyTorch picks one).
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
-
-    def forward(self, x):
-        C.check_pool("MaxPool2d", x.shape, self.kernel_size, self.stride, self.padding)
-        return C.max_pool2d(x, self.kernel_size, self.stride, self.padding)
-
-    def extra_repr(self):
-        return _window_repr(self.kernel_size, self.stride, self.padding)
+    pool = staticmethod(C.max_pool2d)
 
 
-class AvgPool2d(Module):
+class AvgPool2d(_Pool2d):
     """Average pooling: y[n, c, oh, ow] = mean over the kh x kw window of xpad[n, c, oh*s + i, ow*s + j].
 
     Padding zeros count in the mean (PyTorch's count_include_pad=True). stride defaults
     to kernel_size. x (N, C, H, W) -> (N, C, H_out, W_out), H_out = floor((H + 2p - k) / s) + 1.
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
-
-    def forward(self, x):
-        C.check_pool("AvgPool2d", x.shape, self.kernel_size, self.stride, self.padding)
-        return C.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
-
-    def extra_repr(self):
-        return _window_repr(self.kernel_size, self.stride, self.padding)
+    pool = staticmethod(C.avg_pool2d)
 
 
 class AdaptiveAvgPool2d(Module):
