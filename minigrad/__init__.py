@@ -5,17 +5,21 @@
     (x * x).sum().backward()
     x.grad              # tensor([2. 4. 6.])
 
-Layers, from the bottom: backend (numpy or cupy) -> tensor (autograd) -> ops and
-fused ops -> functional -> nn, optim, data, io -> models.
+Layers, from the bottom: backend (numpy or cupy, and the kernels) -> autograd and
+tensor -> ops -> functional -> nn, optim, data, io -> models; tools (gradcheck, viz)
+stand beside them.
 """
 from . import backend
+from . import autograd                      # before tensor: tensor.py builds on it
 from .backend import cuda_available, set_default_device, get_default_device
-from .tensor import (Tensor, tensor, zeros, ones, randn, rand, arange, zeros_like, ones_like,
-                     no_grad, enable_grad, is_grad_enabled, grad, manual_seed)
+from .autograd import no_grad, enable_grad, is_grad_enabled, grad
+from .tensor import Tensor, tensor
+from .creation import zeros, ones, randn, rand, arange, zeros_like, ones_like, manual_seed
 from .ops import concatenate, stack, where
-from .gradcheck import gradcheck
+from .tools import gradcheck
 from .io import save, load
-from . import viz, io, data, functional, nn
+from .tools import viz
+from . import io, data, functional, nn
 from . import optim
 
 __version__ = "0.1.0"

@@ -3,15 +3,15 @@
     import minigrad.functional as F
 
 Every function here takes and returns Tensors and is differentiable because it
-is made of differentiable pieces; softmax, log_softmax, layer_norm and gelu use
-the fused ops from fused.py (the composed versions are kept here too, and the
-tests check that the two agree).
+is made of differentiable pieces; softmax, log_softmax, layer_norm and gelu are
+fused ops (minigrad/ops/composite.py), each tested equal to its composed form.
 """
 import math
 
-from . import backend, fused, ops
-from .conv import adaptive_avg_pool2d, avg_pool2d, batch_norm, conv2d, max_pool2d  # noqa: F401  (images)
-from .tensor import Tensor, as_tensor
+from . import backend, ops
+from .ops.composite import GeluOp, LayerNormOp, LogSoftmaxOp, SoftmaxOp
+from .ops.image import adaptive_avg_pool2d, avg_pool2d, batch_norm, conv2d, max_pool2d  # noqa: F401  (images)
+from .tensor import Tensor, as_tensors, as_array
 
 relu = ops.relu
 sigmoid = ops.sigmoid
@@ -20,35 +20,17 @@ tanh = ops.tanh
 
 def gelu(x, approximate="none"):
     """GELU(x) = x * Phi(x); approximate="tanh" uses the tanh formula (GPT-2's)."""
-    return fused.GELU(approximate)(x)
+    return GeluOp(approximate)(x)
 
 
 def softmax(x, axis=-1):
     """softmax(x)_i = exp(x_i) / sum_j exp(x_j) along `axis`, computed stably."""
-    return fused.Softmax(axis)(x)
+    return SoftmaxOp(axis)(x)
 
 
 def log_softmax(x, axis=-1):
     """log softmax(x) = x - logsumexp(x) along `axis`, computed stably."""
-    return fused.LogSoftmax(axis)(x)
-
-
-def softmax_composed(x, axis=-1):
-    """softmax from primitives (the reference the fused op is tested against)."""
-    e = (x - x.max(axis=axis, keepdims=True).detach()).exp()
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def log_softmax_composed(x, axis=-1):
-    shifted = x - x.max(axis=axis, keepdims=True).detach()
-    return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
-
-
-def gelu_composed(x, approximate="none"):
-    """GELU from primitives, with fused.GELU's constants (the reference it is tested against)."""
-    if approximate == "tanh":
-        return 0.5 * x * (1.0 + ops.tanh(fused._TANH_SCALE * (x + 0.044715 * x * x * x)))
-    return 0.5 * x * (1.0 + ops.erf(x * fused._SQRT_HALF))
+    return LogSoftmaxOp(axis)(x)
 
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
@@ -62,10 +44,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
                              f"for input of shape {x.shape}")
     weight = weight if weight is not None else Tensor(xp.ones(d, dtype=x.dtype))
     bias = bias if bias is not None else Tensor(xp.zeros(d, dtype=x.dtype))
-    return fused.LayerNorm(eps)(x, weight, bias)
-
-
-layer_norm_composed = fused.layer_norm_composed
+    return LayerNormOp(eps)(x, weight, bias)
 
 
 def dropout(x, p=0.5, training=True):
@@ -100,7 +79,7 @@ def mse_loss(pred, target, reduction="mean"):
     pred and target must have the same shape (PyTorch broadcasts them with a warning;
     here that mistake, e.g. (n, 1) against (n,), is an error).
     dL/dpred = 2 (pred - target) / n for "mean"."""
-    target = as_tensor(target, pred)
+    pred, target = as_tensors([pred, target])
     if pred.shape != target.shape:
         raise ValueError(f"mse_loss: pred shape {pred.shape} and target shape {target.shape} differ")
     diff = pred - target
@@ -125,7 +104,7 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     xp = backend.get_array_module(logits.data)
     n_classes = logits.shape[-1]
     log_probs = log_softmax(logits, axis=-1)
-    target_data = target.data if isinstance(target, Tensor) else backend.to_device(target, logits.device)
+    target_data = as_array(target, logits.device)
     if target_data.dtype.kind == "f" and target_data.shape == logits.shape:
         probs = Tensor(target_data.astype(logits.dtype))
         per_position = -(log_probs * probs).sum(axis=-1)
@@ -185,8 +164,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, return_weigh
     row_may_attend = None
     if mask is not None:
         xp = backend.get_array_module(scores.data)
-        allowed = mask.data if isinstance(mask, Tensor) else mask
-        allowed = backend.to_device(allowed, scores.device).astype(bool, copy=False)
+        allowed = as_array(mask, scores.device).astype(bool, copy=False)
         try:
             fits = backend.numpy.broadcast_shapes(allowed.shape, scores.shape) == scores.shape
         except ValueError:

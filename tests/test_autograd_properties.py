@@ -19,7 +19,7 @@ from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
 import minigrad.functional as F
-from minigrad.tensor import Function
+from minigrad.autograd import Function
 
 
 def floats(lo=-2.0, hi=2.0):

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import minigrad as mg
-from minigrad import conv as C
+from minigrad.ops import image as C
+from minigrad.backend.kernels import convolution as conv_kernels
 from minigrad import nn
 
 
@@ -171,7 +172,7 @@ def test_stride_one_convolution_on_the_flattened_image_matches_loop_reference(de
     kernel, _, padding, h, w = window
     x = random((2, c_in, h, w), seed)
     weight = random((c_out, c_in) + kernel, seed + 1)
-    y = C.conv2d_stride1_array(mg.tensor(x).data, mg.tensor(weight).data, padding)
+    y = conv_kernels.conv2d_stride1(mg.tensor(x).data, mg.tensor(weight).data, padding)
     np.testing.assert_allclose(mg.tensor(y).numpy(), conv2d_reference(x, weight, None, (1, 1), padding),
                                rtol=1e-10, atol=1e-10)
 
@@ -220,7 +221,7 @@ def test_conv2d_stride_one_input_gradient_equals_the_fold_path(device, padding):
 def test_conv2d_in_chunks_of_images_equals_the_loop_reference(monkeypatch, stride, padding):
     """On the CPU big batches go through unfold + matmul a few images at a time;
     force one image per chunk and check values and gradients."""
-    monkeypatch.setattr(C, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv_kernels, "_CHUNK_BYTES", 1)
     x = mg.tensor(random((5, 3, 6, 7), 0), requires_grad=True)
     weight = mg.tensor(random((4, 3, 3, 3), 1), requires_grad=True)
     b = mg.tensor(random((4,), 2), requires_grad=True)

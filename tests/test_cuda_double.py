@@ -204,7 +204,7 @@ def test_cuda_is_available_in_the_test_session():
 
 def test_malloc_tuning_can_be_turned_off_and_is_on_by_default_on_glibc():
     import subprocess, sys
-    code = "import minigrad.backend as b; print(b.MALLOC_TUNED)"
+    code = "import minigrad.backend.memory as m; print(m.MALLOC_TUNED)"
     off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "MINIGRAD_MALLOC_TUNE": "0"})
     assert off.stdout.strip() == "False"

@@ -7,6 +7,7 @@ from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
 import minigrad.functional as F
+from minigrad.ops import composite
 
 shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=5)
 values = st.floats(-4, 4, allow_nan=False, allow_subnormal=False)
@@ -17,12 +18,12 @@ def _axis(data, ndim):
 
 
 FUSED = {   # name -> (fused, composed); each takes (x, axis)
-    "softmax": (lambda x, axis: F.softmax(x, axis=axis), lambda x, axis: F.softmax_composed(x, axis=axis)),
+    "softmax": (lambda x, axis: F.softmax(x, axis=axis), lambda x, axis: composite.softmax_composed(x, axis=axis)),
     "log_softmax": (lambda x, axis: F.log_softmax(x, axis=axis),
-                    lambda x, axis: F.log_softmax_composed(x, axis=axis)),
-    "gelu": (lambda x, axis: F.gelu(x), lambda x, axis: F.gelu_composed(x)),
+                    lambda x, axis: composite.log_softmax_composed(x, axis=axis)),
+    "gelu": (lambda x, axis: F.gelu(x), lambda x, axis: composite.gelu_composed(x)),
     "gelu_tanh": (lambda x, axis: F.gelu(x, approximate="tanh"),
-                  lambda x, axis: F.gelu_composed(x, approximate="tanh")),
+                  lambda x, axis: composite.gelu_composed(x, approximate="tanh")),
 }
 
 
@@ -62,7 +63,7 @@ def test_layer_norm_equals_composed_version_in_value_and_gradient(device, data):
     bias = mg.tensor(data.draw(hnp.arrays(np.float64, (d,), elements=values)), requires_grad=True)
     x = mg.tensor(a, requires_grad=True)
     fused = lambda x, w, b: F.layer_norm(x, w, b, eps=1e-5)              # noqa: E731
-    composed = lambda x, w, b: F.layer_norm_composed(x, w, b, 1e-5)      # noqa: E731
+    composed = lambda x, w, b: composite.layer_norm_composed(x, w, b, 1e-5)      # noqa: E731
     assert_same_value_and_gradients(fused, composed, [x, weight, bias])
     assert mg.gradcheck(fused, [x, weight, bias])
 

@@ -113,7 +113,7 @@ def test_initializers_fill_the_same_parameter_in_place_and_bump_its_version():
     # no graph is recorded and the dtype stays
     double = fresh(3, 3, dtype="float64")
     init.normal_(double)
-    assert double.dtype == np.float64 and double._creator is None and double.requires_grad
+    assert double.dtype == np.float64 and double.grad_fn is None and double.requires_grad
 
 
 def test_a_seed_gives_the_same_draws_on_every_device(device):

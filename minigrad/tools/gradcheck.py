@@ -11,10 +11,10 @@ A function with a tensor output y is reduced to the scalar L = sum(y * r) for a
 fixed random r, so the check compares J^T r (what backward computes) with its
 numerical estimate; a wrong derivative almost surely changes J^T r.
 """
-import numpy
+import numpy as np
 
-from . import backend
-from .tensor import Tensor
+from .. import backend
+from ..tensor import Tensor
 
 
 class GradcheckError(AssertionError):
@@ -39,7 +39,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0):
         raise ValueError("gradcheck: no input requires grad")
 
     output = fn(*xs)
-    host_rng = numpy.random.default_rng(seed)
+    host_rng = np.random.default_rng(seed)
     weights = host_rng.standard_normal(output.shape)
     weights = Tensor(backend.to_device(weights, output.device))
 
@@ -50,9 +50,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0):
     (output * weights).sum().backward()
     for i in checked:
         x = xs[i]
-        analytic = backend.to_numpy(x.grad.data) if x.grad is not None else numpy.zeros(x.shape)
-        numeric = numpy.zeros(x.shape)
-        for index in numpy.ndindex(*x.shape):
+        analytic = backend.to_numpy(x.grad.data) if x.grad is not None else np.zeros(x.shape)
+        numeric = np.zeros(x.shape)
+        for index in np.ndindex(*x.shape):
             original = x.data[index].item()
             x.data[index] = original + eps
             plus = scalar()
@@ -60,9 +60,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0):
             minus = scalar()
             x.data[index] = original
             numeric[index] = (plus - minus) / (2 * eps)
-        error = numpy.abs(analytic - numeric) - (atol + rtol * numpy.abs(numeric))
-        if error.size and (error.max() > 0 or not numpy.isfinite(analytic).all()):
-            worst = numpy.unravel_index(numpy.nanargmax(numpy.where(numpy.isfinite(error), error, numpy.inf)),
+        error = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+        if error.size and (error.max() > 0 or not np.isfinite(analytic).all()):
+            worst = np.unravel_index(np.nanargmax(np.where(np.isfinite(error), error, np.inf)),
                                         error.shape)
             raise GradcheckError(
                 f"gradcheck: input {i} (shape {x.shape}) at index {tuple(int(k) for k in worst)}: "

@@ -1,0 +1,14 @@
+"""Kernels: the array code behind minigrad's fused ops, and the only place for speed tricks.
+
+An op in minigrad/ops/ states its math and calls a kernel for the heavy lifting; the
+kernel does the same math on backend arrays (numpy or cupy) as fast as it can:
+in-place updates, einsum row products, strided views, cache-sized chunks. Each
+kernel's docstring gives the formula it computes, and tests/test_kernels.py checks
+every kernel against the op's math written with plain Tensor operations.
+
+    special        erf
+    activations    GELU and its slope
+    normalization  softmax, log_softmax, layer norm, batch norm (forward and backward)
+    convolution    im2col / col2im, convolution forward and backward
+"""
+from . import activations, convolution, normalization, special  # noqa: F401
