@@ -11,10 +11,11 @@ What you will learn
     create_graph=True lets you differentiate a derivative again.
 
 Read alongside
-  minigrad/tensor.py    Tensor, Function, run_backward (the heap over "generations")
-  minigrad/ops.py       each op's forward and backward side by side
-  minigrad/gradcheck.py central differences
-  minigrad/viz.py       the graph as Graphviz DOT text
+  minigrad/autograd.py        Function, run_backward (counting each node's uses, then Kahn's order)
+  minigrad/tensor.py          Tensor: every operator and method is one op
+  minigrad/ops/elementwise.py each op's forward and backward side by side
+  minigrad/tools/gradcheck.py central differences
+  minigrad/tools/viz.py       the graph as Graphviz DOT text
 
 Run:  python lessons/01_autograd.py [--quick] [--out DIR]
 Writes graph.dot (the DAG as Graphviz text), graph.png (the same DAG drawn by
@@ -105,8 +106,10 @@ def describe(node):
 
 
 # depth = length of the longest path from a leaf, so every input of a node is
-# shallower than the node. minigrad keeps this number on every tensor and op as
-# its "generation"; it is what orders the backward pass.
+# shallower than the node: sorting by depth is one topological order of the graph.
+# backward needs the reverse of such an order; minigrad's run_backward gets it by
+# counting how many ops use each op's output and running an op once all of them
+# have passed their gradient back (Kahn's algorithm, minigrad/autograd.py).
 depth = {node: 0 for node in labels}
 for _ in labels:                                 # relax until stable (the graph is small)
     for source, target_node in edges:
@@ -116,9 +119,9 @@ for node in sorted((n for n in labels if n.startswith("f")), key=depth.get):
     output = next(t for s, t in edges if s == node)
     arguments = ", ".join(describe(s) for s in inputs_of[node])
     print(f"  depth {depth[node]:2d}:  {describe(output):8s} = {labels[node]}({arguments})")
-print("backward() visits the same operations deepest first (a max-heap on depth): an op")
-print("runs only after every op that used its output has passed its gradient back, so")
-print("the gradient of w is complete (both of its uses summed) before it is passed on.")
+print("backward() visits them in reverse: an op runs only after every op that used its")
+print("output has passed its gradient back (it counts those uses first), so the gradient")
+print("of w is complete (both of its uses summed) before it is passed on.")
 
 # Draw it: output on the right; each node's inputs are stacked to its left.
 place, next_free_row = {}, {}

@@ -16,7 +16,7 @@ What you will learn
 
 Read alongside
   minigrad/functional.py   scaled_dot_product_attention (the four steps, commented)
-  minigrad/fused.py        Softmax (forward and backward)
+  minigrad/ops/composite.py  SoftmaxOp (forward and backward)
 
 Run:  python lessons/05_self_attention.py [--quick] [--out DIR]
 Writes attention_map.png (the weights A, full and causal) into the output folder.

@@ -16,7 +16,7 @@ What you will learn
 Read alongside
   minigrad/nn/attention.py    MultiHeadAttention (split_heads, merge_heads), causal_mask
   minigrad/nn/transformer.py  PositionalEncoding, FeedForward, TransformerEncoderLayer
-  minigrad/nn/layers.py       LayerNorm;  minigrad/fused.py  LayerNorm's forward and backward
+  minigrad/nn/layers.py       LayerNorm;  minigrad/ops/composite.py  LayerNormOp's forward and backward
 
 Run:  python lessons/06_multihead_positional_layernorm.py [--quick] [--out DIR]
 Writes heads.png (each head's attention map), positional_encoding.png (the pe

@@ -15,7 +15,7 @@ What you will learn
 
 Read alongside
   minigrad/nn/conv.py        Conv2d, BatchNorm2d, GlobalAvgPool2d
-  minigrad/conv.py           im2col (unfold), the convolution as one matrix product
+  minigrad/ops/image.py      im2col (unfold), the convolution as one matrix product
   minigrad/models/resnet.py  BasicBlock, ResNet
   minigrad/datasets/digits.py  load_digits (scikit-learn's digits, split by class)
   minigrad/data.py           DataLoader

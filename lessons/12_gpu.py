@@ -3,7 +3,7 @@
 What you will learn
   * minigrad keeps a tensor's data in numpy on "cpu" and in cupy on "cuda"; the
     two libraries share one interface, so every op is written once and runs on
-    the device of its inputs (minigrad/backend.py picks the module);
+    the device of its inputs (minigrad/backend/ picks the module);
   * moving data and models: t.to("cuda"), model.to("cuda"), mg.set_default_device;
     mixing devices in one op is an error, on purpose (copies are explicit);
   * timing a GPU honestly: its work is asynchronous, so wait for the result
@@ -16,8 +16,8 @@ Without cupy or without a GPU this lesson says so, tells how to install cupy,
 and runs (and times) the CPU half.
 
 Read alongside
-  minigrad/backend.py     get_array_module, cuda_available, to_device
-  minigrad/tensor.py      Tensor.to, the device checks in Function.__call__
+  minigrad/backend/__init__.py  get_array_module, cuda_available, to_device
+  minigrad/autograd.py          the device check in Function.__call__; Tensor.to in tensor.py
   minigrad/nn/module.py   Module.to
 
 Run:  python lessons/12_gpu.py [--quick] [--out DIR]

@@ -17,9 +17,9 @@ What you will learn
 
 Read alongside
   minigrad/nn/module.py      num_parameters, state_dict, register_forward_hook
-  minigrad/viz.py            attention_weights (through a forward hook)
+  minigrad/tools/viz.py      attention_weights (through a forward hook)
   minigrad/models/gpt.py, bert/, resnet.py, nn/transformer.py     the models counted here
-  minigrad/tensor.py         grad (gradients with respect to any tensor), half()
+  minigrad/autograd.py       grad (gradients with respect to any tensor); tensor.py half()
   minigrad/io.py             save (safetensors, any dtype)
 
 Run:  python lessons/13_size_interpretability_resources.py [--quick] [--tiny] [--out DIR]
