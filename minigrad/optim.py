@@ -24,8 +24,15 @@ state_dict() is flat, {name: Tensor}, so mg.save writes it as safetensors:
     "state.<i>.step"              that parameter's step count (0-d int64)
     "param_groups.<g>.<setting>"  each group's hyperparameters (float64 / bool arrays)
     "param_groups.<g>.params"     the indices i of the group's parameters
+
+Hyperparameters are checked when an optimizer is made (and when a checkpoint
+loads them), as PyTorch checks them: lr >= 0, momentum >= 0, 0 <= beta < 1,
+eps > 0, weight_decay >= 0, all finite real numbers. A bad value fails there,
+naming the setting, not several steps later as NaN weights.
 """
 import math
+import numbers
+from collections.abc import Mapping
 
 from . import backend
 from .tensor import Tensor
@@ -44,9 +51,52 @@ def _host_array(value, dtype):
     return Tensor(backend.numpy.asarray(value, dtype=dtype))
 
 
-def _like(old, stored):
+def _real_number(name, setting, value):
+    """value as a float if it is a finite real number (a bool is not one), else a clear error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: {setting} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: {setting} must be finite, got {value}")
+    return value
+
+
+def check_settings(name, group):
+    """Raise if a param group's hyperparameters are outside what its update rule allows.
+
+    Each rule is the one PyTorch enforces, and each guards the math: a beta of 1
+    divides by 1 - beta^t = 0 in Adam's bias correction, eps = 0 divides by
+    sqrt(v) = 0 wherever a gradient is zero, and a negative lr climbs the loss.
+    """
+    lower_bounds = {"lr": 0.0, "momentum": 0.0, "weight_decay": 0.0, "dampening": 0.0}
+    for setting, lowest in lower_bounds.items():
+        if setting in group and _real_number(name, setting, group[setting]) < lowest:
+            raise ValueError(f"{name}: {setting} must be >= {lowest:g}, got {group[setting]}")
+    if "eps" in group and not _real_number(name, "eps", group["eps"]) > 0:
+        raise ValueError(f"{name}: eps must be > 0, got {group['eps']}")
+    if "betas" in group:
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got "
+                            f"{type(betas).__name__} {betas!r}")
+        for i, beta in enumerate(betas):
+            if not 0.0 <= _real_number(name, f"betas[{i}]", beta) < 1.0:
+                raise ValueError(f"{name}: betas[{i}] must be in [0, 1), got {beta}")
+    if "nesterov" in group:
+        if not isinstance(group["nesterov"], bool):
+            raise TypeError(f"{name}: nesterov must be True or False, got {group['nesterov']!r}")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"{name}: nesterov momentum needs momentum > 0 and dampening = 0, "
+                             f"got momentum {group['momentum']} and dampening {group['dampening']}")
+
+
+def _like(old, stored, key, name):
     """A stored hyperparameter (an array from a checkpoint) as the Python type of `old`."""
     array = _host_value(stored)
+    size = len(old) if isinstance(old, tuple) else 1
+    if array.size != size or array.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: {key} should hold {size} real number(s), "
+                         f"got {array.dtype} of shape {array.shape}")
     if isinstance(old, bool):
         return bool(array)
     if isinstance(old, tuple):
@@ -65,15 +115,25 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}                       # Parameter -> {"step": int, buffer name: array}
+        name = type(self).__name__
+        if callable(getattr(params, "parameters", None)):
+            raise TypeError(f"{name}: expected an iterable of parameters, got the module "
+                            f"{type(params).__name__}; pass model.parameters()")
+        if isinstance(params, Tensor) or not hasattr(params, "__iter__"):
+            raise TypeError(f"{name}: expected an iterable of parameters or of param-group dicts, "
+                            f"got {type(params).__name__}")
         params = list(params)
         if not params:
-            raise ValueError(f"{type(self).__name__}: got an empty list of parameters")
+            raise ValueError(f"{name}: got an empty list of parameters")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         for group in groups:
             self.add_param_group(group)
 
     def add_param_group(self, group):
         """Add {"params": [...], setting: value, ...}; missing settings take the defaults."""
+        if not isinstance(group, Mapping) or "params" not in group:
+            raise TypeError(f"{type(self).__name__}: a param group must be a dict with a 'params' entry, "
+                            f"got {type(group).__name__}")
         group = dict(group)
         params = group["params"]
         group["params"] = [params] if isinstance(params, Tensor) else list(params)
@@ -88,8 +148,14 @@ class Optimizer:
         known = {id(p) for other in self.param_groups for p in other["params"]}
         if any(id(p) in known for p in group["params"]):
             raise ValueError(f"{type(self).__name__}: a parameter appears in more than one param group")
+        if len({id(p) for p in group["params"]}) != len(group["params"]):
+            # each listing would be updated once per step, so the parameter would move twice
+            raise ValueError(f"{type(self).__name__}: a parameter is listed twice in one param group")
         for key, value in self.defaults.items():
             group.setdefault(key, value)
+        check_settings(type(self).__name__, group)
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none=True):
@@ -134,43 +200,76 @@ class Optimizer:
                 index += 1
         return flat
 
+    def state_buffers(self, group):
+        """The names of the arrays a parameter of `group` keeps once it has stepped
+        (besides its "step" count); load_state_dict expects exactly these."""
+        return ()
+
     def load_state_dict(self, state_dict):
         """Restore hyperparameters and per-parameter state saved by state_dict() (or read
         back with mg.load). Buffers are copied onto each parameter's device and dtype.
         The optimizer must have been made with the same groups of the same sizes.
-        Nothing changes if the checkpoint is rejected."""
-        name = type(self).__name__
-        entries = []
+
+        Everything is checked before anything changes: every setting of every group
+        must be there (and pass the constructor's checks), and a parameter's state is
+        either absent (it never stepped) or its step count with exactly the buffers
+        this optimizer keeps. A rejected checkpoint changes nothing."""
+        name = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{name}: expected a dict of name -> Tensor (from state_dict() or mg.load), "
+                            f"got {type(state_dict).__name__}")
+        saved_groups, saved_states = {}, {}
         for key, value in state_dict.items():
-            parts = key.split(".", 2)
+            parts = key.split(".", 2) if isinstance(key, str) else []
             if len(parts) != 3 or parts[0] not in ("param_groups", "state") or not parts[1].isdigit():
-                raise KeyError(f"{name}.load_state_dict: unexpected key {key!r}")
-            entries.append((parts[0], int(parts[1]), parts[2], value))
+                raise KeyError(f"{name}: unexpected key {key!r}")
+            if not (isinstance(value, Tensor) or backend.is_array(value)):
+                raise TypeError(f"{name}: {key} must be a Tensor or an array, got {type(value).__name__}")
+            table = saved_groups if parts[0] == "param_groups" else saved_states
+            table.setdefault(int(parts[1]), {})[parts[2]] = value
+
         sizes = [len(group["params"]) for group in self.param_groups]
-        saved_sizes = {position: len(_host_value(value)) for kind, position, field, value in entries
-                       if kind == "param_groups" and field == "params"}
-        if saved_sizes != dict(enumerate(sizes)):
-            raise ValueError(f"{name}.load_state_dict: the checkpoint's param groups (sizes "
-                             f"{[saved_sizes[g] for g in sorted(saved_sizes)]}) do not match this "
-                             f"optimizer's, which has groups of sizes {sizes}")
-        params = [param for group in self.param_groups for param in group["params"]]
-        settings, new_state = [{} for _ in self.param_groups], {}
-        for kind, position, field, value in entries:
-            if kind == "param_groups" and field != "params":
-                group = self.param_groups[position]
-                if field not in group:
-                    raise KeyError(f"{name}.load_state_dict: unknown setting {field!r} in param group {position}")
-                settings[position][field] = _like(group[field], value)
-            elif kind == "state":
-                param = params[position]
-                slot = new_state.setdefault(param, {})
-                if field == "step":
-                    slot[field] = int(_host_value(value))
-                    continue
+        saved_sizes = [len(_host_value(fields["params"]).reshape(-1)) if "params" in fields else None
+                       for _, fields in sorted(saved_groups.items())]
+        if sorted(saved_groups) != list(range(len(sizes))) or saved_sizes != sizes:
+            raise ValueError(f"{name}: the checkpoint's param groups (sizes {saved_sizes}) do not match "
+                             f"this optimizer's, which has groups of sizes {sizes}")
+        settings = []
+        for position, group in enumerate(self.param_groups):
+            fields = saved_groups[position]
+            unknown = sorted(set(fields) - set(group))
+            if unknown:
+                raise KeyError(f"{name}: unknown setting {unknown[0]!r} in param group {position}")
+            missing = sorted(set(group) - set(fields))
+            if missing:
+                raise KeyError(f"{name}: param group {position} lacks the setting(s) {missing}")
+            loaded = {field: _like(group[field], value, f"param_groups.{position}.{field}", name)
+                      for field, value in fields.items() if field != "params"}
+            check_settings(name, {**group, **loaded})
+            settings.append(loaded)
+
+        owners = [(param, {**group, **loaded})
+                  for group, loaded in zip(self.param_groups, settings) for param in group["params"]]
+        new_state = {}
+        for position, fields in sorted(saved_states.items()):
+            if position >= len(owners):
+                raise ValueError(f"{name}: the checkpoint has state for parameter {position}, "
+                                 f"but this optimizer has {len(owners)} parameters")
+            param, group = owners[position]
+            expected = {"step", *self.state_buffers(group)}
+            if set(fields) != expected:
+                raise KeyError(f"{name}: state.{position} should hold {sorted(expected)}, got {sorted(fields)}"
+                               f" (missing {sorted(expected - set(fields))}, extra {sorted(set(fields) - expected)})")
+            step = _host_value(fields.pop("step"))
+            if step.size != 1 or step.dtype.kind not in "iu" or int(step) < 0:
+                raise ValueError(f"{name}: state.{position}.step should be one non-negative integer, "
+                                 f"got {step.dtype} of shape {step.shape}")
+            slot = new_state[param] = {"step": int(step)}
+            for field, value in fields.items():
                 data = backend.to_device(value.data if isinstance(value, Tensor) else value, param.device)
-                if tuple(data.shape) != param.shape:
-                    raise ValueError(f"{name}.load_state_dict: state.{position}.{field} has shape "
-                                     f"{tuple(data.shape)}, its parameter {param.shape}")
+                if data.dtype.kind not in "fiu" or tuple(data.shape) != param.shape:
+                    raise ValueError(f"{name}: state.{position}.{field} should be a real array of its "
+                                     f"parameter's shape {param.shape}, got {data.dtype} {tuple(data.shape)}")
                 slot[field] = data.astype(param.dtype, copy=True)
         for group, loaded in zip(self.param_groups, settings):
             group.update(loaded)
@@ -202,10 +301,11 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0, dampening=0.0):
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov,
                                       weight_decay=weight_decay, dampening=dampening))
+
+    def state_buffers(self, group):
+        return ("momentum_buffer",) if group["momentum"] else ()
 
     def update(self, param, grad, state, group):
         momentum = group["momentum"]
@@ -233,7 +333,10 @@ class Adam(Optimizer):
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def state_buffers(self, group):
+        return ("exp_avg", "exp_avg_sq")
 
     def update(self, param, grad, state, group):
         if group["weight_decay"]:
@@ -277,13 +380,19 @@ class AdamW(Adam):
         self.adam_step(param, grad, state, group)
 
 
-def clip_grad_norm_(params, max_norm, norm_type=2.0):
+def clip_grad_norm_(params, max_norm, norm_type=2.0, error_if_nonfinite=False):
     """Scale all gradients together so that their joint norm is at most max_norm.
 
         total = (sum over every element of every grad of |g|^p)^(1/p)   (p = norm_type, or inf: max |g|)
         if total > max_norm:  g <- g * max_norm / (total + 1e-6)     for every g
     Returns the total norm before clipping, as a Python float (PyTorch returns a
-    0-d tensor). Parameters without a gradient are skipped.
+    0-d tensor); 0.0 when every gradient is zero or none is there. Parameters
+    without a gradient are skipped.
+
+    A non-finite total (a NaN or inf in some gradient) is an error when
+    error_if_nonfinite=True. Otherwise, as in PyTorch, the gradients are still
+    scaled: by NaN when the total is NaN, by 0 when it is inf (so an inf
+    gradient becomes NaN), which the next step passes on to the weights.
     """
     grads = [p.grad for p in ([params] if isinstance(params, Tensor) else params) if p.grad is not None]
     if not grads:
@@ -302,8 +411,12 @@ def clip_grad_norm_(params, max_norm, norm_type=2.0):
             xp.maximum(previous, part) if norm_type == math.inf else previous + part)
     parts = [float(part) for part in per_device.values()]
     total = max(parts) if norm_type == math.inf else sum(parts) ** (1.0 / norm_type)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
+                           f"{total}, so they cannot be clipped; pass error_if_nonfinite=False to scale "
+                           f"them anyway (as PyTorch does)")
     coefficient = max_norm / (total + 1e-6)
-    if coefficient < 1.0:
+    if not coefficient >= 1.0:                # true for NaN too: PyTorch's clamp(max=1) keeps a NaN
         for grad in grads:
             # a new array rather than *=, in case backward handed one array to two places
             grad.data = grad.data * grad.data.dtype.type(coefficient)

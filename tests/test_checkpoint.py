@@ -170,3 +170,100 @@ def test_optimizer_load_rejects_a_checkpoint_of_another_shape(tmp_path):
     with pytest.raises(KeyError, match="unknown setting 'momentun'"):
         small.load_state_dict(saved)
     assert small.param_groups[0]["lr"] == 0.1                 # a rejected checkpoint changes nothing
+
+
+def stepped_adam():
+    model = nn.Dense(2, 2)
+    optimizer = optim.Adam(model.parameters(), lr=0.01)
+    model(mg.ones(1, 2)).sum().backward()
+    optimizer.step()
+    return optimizer
+
+
+def assert_rejected_and_unchanged(optimizer, saved, error, message):
+    before = {key: value.numpy().copy() for key, value in optimizer.state_dict().items()}
+    with pytest.raises(error, match=message):
+        optimizer.load_state_dict(saved)
+    after = optimizer.state_dict()
+    assert sorted(after) == sorted(before)
+    assert all(np.array_equal(after[key].numpy(), before[key]) for key in before)
+
+
+def test_optimizer_load_rejects_missing_state_buffers_at_load_not_at_the_next_step():
+    optimizer = stepped_adam()
+    saved = optimizer.state_dict()
+    del saved["state.1.exp_avg_sq"]
+    assert_rejected_and_unchanged(optimizer, saved, KeyError,
+                                  r"Adam.load_state_dict: state.1 should hold \['exp_avg', 'exp_avg_sq', 'step'\], "
+                                  r"got \['exp_avg', 'step'\] \(missing \['exp_avg_sq'\], extra \[\]\)")
+    saved = optimizer.state_dict()
+    del saved["state.0.step"]
+    assert_rejected_and_unchanged(optimizer, saved, KeyError, r"state.0 .*missing \['step'\]")
+
+
+def test_optimizer_load_rejects_extra_entries():
+    optimizer = stepped_adam()
+    saved = optimizer.state_dict()
+    saved["state.0.momentum_buffer"] = saved["state.0.exp_avg"]
+    assert_rejected_and_unchanged(optimizer, saved, KeyError, r"state.0 .*extra \['momentum_buffer'\]")
+    saved = optimizer.state_dict()
+    saved["state.2.step"] = saved["state.0.step"]
+    assert_rejected_and_unchanged(optimizer, saved, ValueError,
+                                  "the checkpoint has state for parameter 2, but this optimizer has 2 parameters")
+    saved = optimizer.state_dict()
+    saved["param_groups.1.lr"] = saved["param_groups.0.lr"]
+    assert_rejected_and_unchanged(optimizer, saved, ValueError, r"param groups \(sizes \[2, None\]\) do not match")
+
+
+def test_optimizer_load_rejects_a_group_missing_a_setting():
+    optimizer = stepped_adam()
+    saved = optimizer.state_dict()
+    del saved["param_groups.0.eps"]
+    assert_rejected_and_unchanged(optimizer, saved, KeyError, r"param group 0 lacks the setting\(s\) \['eps'\]")
+
+
+def test_optimizer_load_checks_the_settings_it_loads_as_the_constructor_does():
+    optimizer = stepped_adam()
+    saved = optimizer.state_dict()
+    saved["param_groups.0.betas"] = mg.tensor(np.array([0.9, 1.0]))
+    assert_rejected_and_unchanged(optimizer, saved, ValueError, r"Adam.load_state_dict: betas\[1\] must be in \[0, 1\)")
+    saved["param_groups.0.betas"] = mg.tensor(np.array([0.9, 0.99, 0.999]))
+    assert_rejected_and_unchanged(optimizer, saved, ValueError,
+                                  r"param_groups.0.betas should hold 2 real number\(s\), got float64 of shape \(3,\)")
+    saved = optimizer.state_dict()
+    saved["param_groups.0.lr"] = mg.tensor(np.float64("nan"))
+    assert_rejected_and_unchanged(optimizer, saved, ValueError, "lr must be finite, got nan")
+
+
+def test_optimizer_load_rejects_bad_state_values():
+    optimizer = stepped_adam()
+    saved = optimizer.state_dict()
+    saved["state.0.step"] = mg.tensor(np.array([1.5]))
+    assert_rejected_and_unchanged(optimizer, saved, ValueError,
+                                  "state.0.step should be one non-negative integer, got float64 of shape \\(1,\\)")
+    saved = optimizer.state_dict()
+    saved["state.1.exp_avg"] = mg.tensor(np.zeros(3, dtype=np.float32))
+    assert_rejected_and_unchanged(optimizer, saved, ValueError,
+                                  r"state.1.exp_avg should be a real array of its parameter's shape \(2,\), got float32 \(3,\)")
+    saved = optimizer.state_dict()
+    saved["state.1.exp_avg"] = None
+    assert_rejected_and_unchanged(optimizer, saved, TypeError, "state.1.exp_avg must be a Tensor or an array, got NoneType")
+
+
+def test_optimizer_load_of_a_list_names_what_it_expected():
+    with pytest.raises(TypeError, match=r"SGD.load_state_dict: expected a dict of name -> Tensor .*got list"):
+        optim.SGD(nn.Dense(2, 2).parameters(), lr=0.1).load_state_dict([1, 2])
+
+
+def test_sgd_without_momentum_keeps_no_buffer_and_loads_its_own_checkpoint():
+    model = nn.Dense(2, 2)
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    model(mg.ones(1, 2)).sum().backward()
+    optimizer.step()
+    saved = optimizer.state_dict()
+    assert sorted(saved) == ["param_groups.0.dampening", "param_groups.0.lr", "param_groups.0.momentum",
+                             "param_groups.0.nesterov", "param_groups.0.params", "param_groups.0.weight_decay",
+                             "state.0.step", "state.1.step"]
+    fresh = optim.SGD(model.parameters(), lr=0.5)
+    fresh.load_state_dict(saved)
+    assert fresh.param_groups[0]["lr"] == 0.1 and fresh.state[model.weight]["step"] == 1

@@ -179,7 +179,7 @@ def test_parameters_without_gradients_are_left_alone_and_zero_grad_clears():
 def test_optimizers_reject_bad_arguments():
     with pytest.raises(ValueError, match="SGD: got an empty list"):
         optim.SGD([], lr=0.1)
-    with pytest.raises(ValueError, match="nesterov"):
+    with pytest.raises(ValueError, match="SGD: nesterov momentum needs momentum > 0 and dampening = 0, got momentum 0.0"):
         optim.SGD([nn.Parameter(mg.ones(1))], lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="unknown settings \\['momentun'\\]"):
         optim.SGD([{"params": [nn.Parameter(mg.ones(1))], "momentun": 0.9}], lr=0.1)
@@ -188,6 +188,88 @@ def test_optimizers_reject_bad_arguments():
     p = nn.Parameter(mg.ones(1))
     with pytest.raises(ValueError, match="more than one param group"):
         optim.GD([{"params": [p]}, {"params": [p]}], lr=0.1)
+
+
+def one_param():
+    return [nn.Parameter(mg.ones(1))]
+
+
+BAD_SETTINGS = [                      # (optimizer, keyword arguments, the error's words)
+    (optim.GD, dict(lr=-0.1), "lr must be >= 0, got -0.1"),
+    (optim.SGD, dict(lr=float("nan")), "lr must be finite, got nan"),
+    (optim.SGD, dict(lr=float("inf")), "lr must be finite, got inf"),
+    (optim.SGD, dict(lr=0.1, momentum=-0.9), "momentum must be >= 0, got -0.9"),
+    (optim.SGD, dict(lr=0.1, weight_decay=-1e-4), "weight_decay must be >= 0, got -0.0001"),
+    (optim.SGD, dict(lr=0.1, momentum=0.9, dampening=-0.5), "dampening must be >= 0"),
+    (optim.Adam, dict(betas=(1.0, 0.999)), r"betas\[0\] must be in \[0, 1\), got 1.0"),
+    (optim.Adam, dict(betas=(0.9, 1.5)), r"betas\[1\] must be in \[0, 1\), got 1.5"),
+    (optim.Adam, dict(betas=(-0.1, 0.9)), r"betas\[0\] must be in \[0, 1\)"),
+    (optim.AdamW, dict(eps=0.0), "eps must be > 0, got 0.0"),
+    (optim.Adam, dict(eps=-1e-8), "eps must be > 0"),
+    (optim.AdamW, dict(weight_decay=-0.01), "weight_decay must be >= 0"),
+    (optim.AdamW, dict(lr=float("-inf")), "lr must be finite"),
+]
+
+
+@pytest.mark.parametrize("make, settings, message", BAD_SETTINGS,
+                         ids=[f"{make.__name__}-{kw}" for make, kw, _ in BAD_SETTINGS])
+def test_optimizers_reject_out_of_range_hyperparameters_when_made(make, settings, message):
+    with pytest.raises(ValueError, match=f"{make.__name__}: {message}"):
+        make(one_param(), **settings)
+
+
+def test_a_param_group_override_is_checked_like_the_defaults():
+    with pytest.raises(ValueError, match="SGD: lr must be >= 0, got -1"):
+        optim.SGD([{"params": one_param()}, {"params": one_param(), "lr": -1}], lr=0.1)
+    with pytest.raises(ValueError, match=r"Adam: betas\[1\] must be in \[0, 1\)"):
+        optim.Adam([{"params": one_param(), "betas": (0.9, 1.0)}])
+
+
+def test_optimizers_name_what_came_when_given_the_wrong_kind_of_argument():
+    model = nn.Dense(2, 2)
+    with pytest.raises(TypeError, match="SGD: expected an iterable of parameters, got the module Dense; "
+                                        r"pass model.parameters\(\)"):
+        optim.SGD(model, lr=0.1)
+    with pytest.raises(TypeError, match="got the module Sequential"):    # iterable, but of modules
+        optim.Adam(nn.Sequential(nn.Dense(2, 2)))
+    with pytest.raises(TypeError, match="SGD: expected an iterable of parameters or of param-group dicts, got Parameter"):
+        optim.SGD(model.weight, lr=0.1)
+    with pytest.raises(TypeError, match="SGD: lr must be a real number, got str '0.1'"):
+        optim.SGD(model.parameters(), lr="0.1")
+    with pytest.raises(TypeError, match="SGD: momentum must be a real number, got NoneType None"):
+        optim.SGD(model.parameters(), lr=0.1, momentum=None)
+    with pytest.raises(TypeError, match=r"Adam: betas must be a pair \(beta1, beta2\), got float 0.9"):
+        optim.Adam(model.parameters(), betas=0.9)
+    with pytest.raises(TypeError, match=r"Adam: betas must be a pair \(beta1, beta2\), got tuple \(0.9,\)"):
+        optim.Adam(model.parameters(), betas=(0.9,))
+    with pytest.raises(TypeError, match="SGD: nesterov must be True or False, got 'yes'"):
+        optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov="yes")
+    with pytest.raises(TypeError, match="SGD: lr must be a real number, got bool True"):
+        optim.SGD(model.parameters(), lr=True)
+    with pytest.raises(TypeError, match="a param group must be a dict with a 'params' entry"):
+        optim.SGD([{"lr": 0.1}], lr=0.1)
+
+
+def test_betas_given_as_a_list_are_kept_as_a_tuple():
+    optimizer = optim.Adam(one_param(), betas=[0.8, 0.9])
+    assert optimizer.param_groups[0]["betas"] == (0.8, 0.9)
+
+
+def test_a_parameter_listed_twice_is_rejected_rather_than_updated_twice():
+    p = nn.Parameter(mg.ones(1))
+    with pytest.raises(ValueError, match="SGD: a parameter is listed twice in one param group"):
+        optim.SGD([p, p], lr=0.1)
+    model = nn.Dense(2, 2)
+    with pytest.raises(ValueError, match="listed twice"):
+        optim.Adam(model.parameters() + [model.weight])
+
+
+def test_zero_learning_rate_and_zero_decay_are_allowed_and_change_nothing():
+    p = nn.Parameter(mg.tensor([1.0, 2.0], dtype="float64"))
+    optimizer = optim.SGD([p], lr=0.0, momentum=0.0, weight_decay=0.0)
+    p.grad = mg.tensor([5.0, 5.0], dtype="float64")
+    optimizer.step()
+    assert p.numpy().tolist() == [1.0, 2.0]
 
 
 # ---------------------------------------------------------------- clip_grad_norm_
@@ -212,6 +294,40 @@ def test_clip_grad_norm_with_the_infinity_norm():
     a.grad = mg.tensor([1.0, -8.0, 2.0])
     assert optim.clip_grad_norm_([a], max_norm=2.0, norm_type=math.inf) == 8.0
     np.testing.assert_allclose(a.grad.numpy(), np.array([1.0, -8.0, 2.0]) * 2.0 / (8.0 + 1e-6), rtol=1e-6)
+
+
+def test_clip_grad_norm_of_all_zero_gradients_is_zero_and_leaves_them_zero(device):
+    a, b = nn.Parameter(mg.ones(2, 3)), nn.Parameter(mg.ones(4))
+    a.grad, b.grad = mg.zeros(2, 3), mg.zeros(4)
+    for norm_type in (2.0, 1.0, math.inf):
+        total = optim.clip_grad_norm_([a, b], max_norm=1.0, norm_type=norm_type)
+        assert isinstance(total, float) and total == 0.0
+        assert not a.grad.numpy().any() and not b.grad.numpy().any()    # no NaN from 0 / 0
+
+
+def test_clip_grad_norm_of_no_gradients_is_zero():
+    assert optim.clip_grad_norm_([nn.Parameter(mg.ones(2))], max_norm=1.0) == 0.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_clip_grad_norm_raises_on_a_nonfinite_norm_when_asked(bad, device):
+    a, b = nn.Parameter(mg.ones(2)), nn.Parameter(mg.ones(1))
+    a.grad, b.grad = mg.tensor([1.0, bad]), mg.tensor([2.0])
+    with pytest.raises(RuntimeError, match=f"clip_grad_norm_: the total norm of order 2.0 of the gradients is {bad}"):
+        optim.clip_grad_norm_([a, b], max_norm=1.0, error_if_nonfinite=True)
+    assert b.grad.numpy().tolist() == [2.0]                 # raised before touching anything
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_clip_grad_norm_scales_by_nan_or_zero_on_a_nonfinite_norm_as_pytorch_does():
+    # PyTorch: coefficient = clamp(max_norm / (total + 1e-6), max=1); NaN stays NaN, inf gives 0
+    a, b = nn.Parameter(mg.ones(2)), nn.Parameter(mg.ones(1))
+    a.grad, b.grad = mg.tensor([1.0, float("nan")]), mg.tensor([2.0])
+    assert math.isnan(optim.clip_grad_norm_([a, b], max_norm=1.0))
+    assert np.isnan(b.grad.numpy()).all()
+    a.grad, b.grad = mg.tensor([1.0, float("inf")]), mg.tensor([2.0])
+    assert optim.clip_grad_norm_([a, b], max_norm=1.0) == math.inf
+    assert b.grad.numpy().tolist() == [0.0] and np.isnan(a.grad.numpy()[1])
 
 
 # ---------------------------------------------------------------- schedules
@@ -272,3 +388,11 @@ def test_scheduler_state_dict_resumes_the_schedule():
     optimizer, scheduler = make()
     scheduler.load_state_dict(saved)
     assert first + lrs_over(scheduler, optimizer, 6) == straight
+
+
+def test_warmup_cosine_with_warmup_equal_to_total_steps_rises_then_holds_min_lr():
+    # no cosine phase at all: the formula's (s - warmup) / (total - warmup) would divide by zero
+    optimizer = optim.SGD([nn.Parameter(mg.ones(1))], lr=0.4)
+    scheduler = optim.WarmupCosine(optimizer, warmup=4, total_steps=4, min_lr=0.05)
+    lrs = lrs_over(scheduler, optimizer, 7)
+    assert lrs == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.05, 0.05, 0.05], rel=1e-12)
