@@ -12,6 +12,7 @@ stand beside them.
 from . import backend
 from . import autograd                      # before tensor: tensor.py builds on it
 from .backend import cuda_available, set_default_device, get_default_device
+from .backend.kernels.parallel import set_num_threads, get_num_threads
 from .autograd import no_grad, enable_grad, is_grad_enabled, grad
 from .tensor import Tensor, tensor
 from .creation import zeros, ones, randn, rand, arange, zeros_like, ones_like, manual_seed

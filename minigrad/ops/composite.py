@@ -141,7 +141,7 @@ class GeluOp(Function):
 
     def backward_arrays(self, g):
         x, cdf = self.saved_arrays
-        return g * kernels.activations.gelu_slope(x, self.approximate, cdf)
+        return kernels.activations.gelu_backward(g, x, self.approximate, cdf)
 
 
 def softmax_composed(x, axis=-1):

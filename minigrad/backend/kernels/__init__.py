@@ -2,13 +2,16 @@
 
 An op in minigrad/ops/ states its math and calls a kernel for the heavy lifting; the
 kernel does the same math on backend arrays (numpy or cupy) as fast as it can:
-in-place updates, einsum row products, strided views, cache-sized chunks. Each
+in-place updates, einsum row products, strided views, cache-sized blocks run
+on all cores. Each
 kernel's docstring gives the formula it computes, and tests/test_kernels.py checks
 every kernel against the op's math written with plain Tensor operations.
 
+    parallel       the kernel threads (mg.set_num_threads) and cache-sized row blocks
     special        erf
     activations    GELU and its slope
     normalization  softmax, log_softmax, layer norm, batch norm (forward and backward)
     convolution    im2col / col2im, convolution forward and backward
 """
+from . import parallel  # noqa: F401  (first: the others run on its threads)
 from . import activations, convolution, normalization, special  # noqa: F401

@@ -1,4 +1,4 @@
-"""GELU on arrays: the forward and its slope, each one pass of array code.
+"""GELU on arrays: the forward and its backward, each one fused pass over cache-sized blocks.
 
     exact ("none"):  y = x * Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2
                      dy/dx = Phi(x) + x * phi(x),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
@@ -10,7 +10,10 @@ differentiable ops, and tests/test_kernels.py checks that the two agree.
 """
 import math
 
+import numpy
+
 from .. import get_array_module
+from . import parallel
 from .special import erf
 
 SQRT_HALF = 1 / math.sqrt(2.0)
@@ -20,12 +23,40 @@ TANH_CUBIC = 0.044715
 
 
 def gelu_forward(x, approximate):
-    """y and what the slope needs: Phi(x) for the exact form (erf is the costly part,
+    """y and what the backward needs: Phi(x) for the exact form (erf is the costly part,
     so it is computed once), None for the tanh form."""
+    if get_array_module(x) is not numpy:
+        return _gelu_forward_block(x, approximate)
     if approximate == "tanh":
-        xp = get_array_module(x)
-        return 0.5 * x * (1.0 + xp.tanh(TANH_SCALE * (x + TANH_CUBIC * x * x * x))), None
-    cdf = 0.5 * (1.0 + erf(x * SQRT_HALF).astype(x.dtype, copy=False))
+        return parallel.map_elementwise(lambda b: _gelu_forward_block(b, "tanh")[0], x), None
+    return parallel.map_elementwise(lambda b: _gelu_forward_block(b, "none"), x, dtypes=(x.dtype, x.dtype))
+
+
+def gelu_backward(g, x, approximate, cdf=None):
+    """dL/dx = g * dy/dx (formulas above), in x's dtype."""
+    if get_array_module(x) is not numpy or g.shape != x.shape:
+        return g * gelu_slope(x, approximate, cdf)
+    if approximate == "tanh":
+        return parallel.map_elementwise(lambda gb, xb: gb * gelu_slope(xb, "tanh"), g, x)
+    return parallel.map_elementwise(lambda gb, xb, cb: gb * gelu_slope(xb, "none", cb), g, x, cdf)
+
+
+def _gelu_forward_block(x, approximate):
+    xp = get_array_module(x)
+    if approximate == "tanh":
+        u = x * x
+        u *= TANH_CUBIC
+        u += 1.0
+        u *= x
+        u *= TANH_SCALE
+        t = xp.tanh(u)
+        t += 1.0
+        t *= x
+        t *= 0.5
+        return t, None
+    cdf = erf(x * x.dtype.type(SQRT_HALF))
+    cdf += 1.0
+    cdf *= 0.5
     return x * cdf, cdf
 
 
@@ -35,4 +66,10 @@ def gelu_slope(x, approximate, cdf=None):
     if approximate == "tanh":
         t = xp.tanh(TANH_SCALE * (x + TANH_CUBIC * x * x * x))
         return 0.5 * (1.0 + t) + (0.5 * TANH_SCALE) * x * (1.0 - t * t) * (1.0 + 3 * TANH_CUBIC * x * x)
-    return cdf + INV_SQRT_2PI * x * xp.exp(-0.5 * x * x)
+    density = x * x
+    density *= -0.5
+    density = xp.exp(density, out=density)
+    density *= x
+    density *= INV_SQRT_2PI
+    density += cdf
+    return density

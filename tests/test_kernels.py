@@ -1,0 +1,202 @@
+"""The kernel layer (minigrad/backend/kernels): every kernel equals the op's math written
+with plain Tensor operations, on "cpu" and on the cupy double; every fused op's
+backward_arrays (the fast path) equals its Tensor backward (what grad-of-grad uses);
+the thread setting changes no result; erf is accurate in float32 and float64."""
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+import minigrad.functional as F
+from minigrad.backend import kernels
+from minigrad.backend.kernels import parallel, special
+from minigrad.ops import composite
+
+
+@pytest.fixture
+def threads():
+    """Restore the thread count a test changes."""
+    before = mg.get_num_threads()
+    yield
+    mg.set_num_threads(before)
+
+
+def math_erf(values):
+    return np.array([math.erf(float(v)) for v in values.reshape(-1)]).reshape(values.shape)
+
+
+# --------------------------------------------------------------------------- threads
+def test_set_num_threads_rejects_what_is_not_a_positive_integer(threads):
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="set_num_threads"):
+            mg.set_num_threads(bad)
+    mg.set_num_threads(3)
+    assert mg.get_num_threads() == 3
+
+
+def test_num_threads_comes_from_the_environment_or_the_cores():
+    code = "import minigrad as mg; print(mg.get_num_threads())"
+    env = dict(os.environ, MINIGRAD_NUM_THREADS="3")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "3"
+    env.pop("MINIGRAD_NUM_THREADS")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(len(os.sched_getaffinity(0)))
+    env["MINIGRAD_NUM_THREADS"] = "many"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "MINIGRAD_NUM_THREADS" in out.stderr
+
+
+def test_blocks_cover_every_row_once_and_give_each_thread_work():
+    for rows, row_bytes, parts in ((1, 10, 4), (7, 1 << 20, 2), (1000, 64, 2), (1000, 64, 3), (5, 4, 8)):
+        spans = parallel.blocks(rows, row_bytes, parts)
+        covered = [i for lo, hi in spans for i in range(lo, hi)]
+        assert covered == list(range(rows))
+        assert len(spans) >= min(rows, parts)
+
+
+def test_for_blocks_runs_every_block_and_reraises_a_blocks_error(threads):
+    mg.set_num_threads(2)
+    out = np.zeros(100_000)
+
+    def work(lo, hi):
+        out[lo:hi] = np.arange(lo, hi)
+    parallel.for_blocks(100_000, 8, work, row_elements=1)
+    assert np.array_equal(out, np.arange(100_000))
+
+    def broken(lo, hi):
+        if lo > 0:
+            raise RuntimeError("block failed")
+    with pytest.raises(RuntimeError, match="block failed"):
+        parallel.for_blocks(100_000, 8, broken, row_elements=1)
+
+
+def test_fused_ops_give_identical_results_at_one_and_two_threads(threads):
+    rng = np.random.default_rng(0)
+    x = mg.tensor(rng.standard_normal((300, 257)).astype(np.float32), requires_grad=True)
+    w = mg.tensor(rng.standard_normal(257).astype(np.float32), requires_grad=True)
+    ids = rng.integers(0, 257, 300)
+
+    def run():
+        x.grad = w.grad = None
+        out = (F.gelu(x) * F.softmax(x) + F.log_softmax(x) + F.layer_norm(x, w, w)).sum()
+        out = out + F.cross_entropy(x, ids)
+        out.backward()
+        return [out.numpy(), x.grad.numpy(), w.grad.numpy()]
+    mg.set_num_threads(1)
+    one = run()
+    mg.set_num_threads(2)
+    for a, b in zip(one, run()):
+        assert np.array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- erf
+def test_erf_float32_is_within_one_rounding_of_the_true_value(device):
+    x = np.concatenate([np.linspace(-5, 5, 4001), np.geomspace(1e-30, 1, 200), [0.0, -0.0]]).astype(np.float32)
+    got = mg.ops.erf(mg.tensor(x)).numpy()
+    assert got.dtype == np.float32
+    exact = math_erf(x.astype(np.float64))
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(got - exact) / ulp) <= 0.55
+
+
+def test_erf_float64_without_scipy_is_within_a_few_ulp():
+    x = np.concatenate([np.linspace(-7, 7, 20001), np.geomspace(1e-300, 1, 300), -np.geomspace(1e-20, 5, 300)])
+    got = special.erf_float64(x)
+    exact = math_erf(x)
+    assert np.max(np.abs(got - exact) / np.spacing(np.abs(exact))) <= 4
+    assert np.array_equal(np.sign(got), np.sign(x))
+
+
+def test_erf_float16_and_integers_keep_or_pick_a_float_dtype():
+    x16 = np.linspace(-3, 3, 101).astype(np.float16)
+    got = special.erf(x16)
+    assert got.dtype == np.float16
+    assert np.max(np.abs(got.astype(np.float64) - math_erf(x16.astype(np.float64)))) < 1e-3
+    assert special.erf(np.array([0, 1, -2])).dtype == np.float64
+
+
+# --------------------------------------------------------------------------- fused ops: kernel == composed math
+def _data(shape, seed=0, dtype=np.float64):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+FUSED_UNARY = {
+    "gelu": (lambda t: F.gelu(t), lambda t: composite.gelu_composed(t)),
+    "gelu_tanh": (lambda t: F.gelu(t, approximate="tanh"), lambda t: composite.gelu_composed(t, "tanh")),
+    "softmax": (lambda t: F.softmax(t), lambda t: composite.softmax_composed(t)),
+    "softmax_axis0": (lambda t: F.softmax(t, axis=0), lambda t: composite.softmax_composed(t, axis=0)),
+    "log_softmax": (lambda t: F.log_softmax(t), lambda t: composite.log_softmax_composed(t)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUSED_UNARY))
+@pytest.mark.parametrize("shape", [(3, 5), (70, 300), (2, 3, 4), (1,)])
+def test_fused_kernel_equals_composed_math_in_value_and_gradient(device, name, shape):
+    fused, composed = FUSED_UNARY[name]
+    x = mg.tensor(_data(shape), requires_grad=True)
+    upstream = mg.tensor(_data(shape, seed=1))
+    y = fused(x)
+    (gx,) = mg.grad((y * upstream).sum(), [x])
+    y_ref = composed(x)
+    (gx_ref,) = mg.grad((y_ref * upstream).sum(), [x])
+    np.testing.assert_allclose(y.numpy(), y_ref.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(gx.numpy(), gx_ref.numpy(), rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (70, 300), (4, 1)])
+def test_layer_norm_kernel_equals_composed_math(device, shape):
+    x = mg.tensor(_data(shape), requires_grad=True)
+    w = mg.tensor(_data(shape[-1:], 2), requires_grad=True)
+    b = mg.tensor(_data(shape[-1:], 3), requires_grad=True)
+    upstream = mg.tensor(_data(shape, seed=1))
+    grads = mg.grad((F.layer_norm(x, w, b) * upstream).sum(), [x, w, b])
+    grads_ref = mg.grad((composite.layer_norm_composed(x, w, b, 1e-5) * upstream).sum(), [x, w, b])
+    for a, r in zip(grads, grads_ref):
+        np.testing.assert_allclose(a.numpy(), r.numpy(), rtol=1e-10, atol=1e-12)
+
+
+FUSED_FUNCTIONS = {   # name -> (Function factory, input shapes)
+    "gelu": (lambda: composite.GeluOp(), [(6, 9)]),
+    "gelu_tanh": (lambda: composite.GeluOp("tanh"), [(6, 9)]),
+    "softmax": (lambda: composite.SoftmaxOp(-1), [(6, 9)]),
+    "log_softmax": (lambda: composite.LogSoftmaxOp(0), [(6, 9)]),
+    "layer_norm": (lambda: composite.LayerNormOp(1e-5), [(6, 9), (9,), (9,)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUSED_FUNCTIONS))
+def test_backward_arrays_equals_the_tensor_backward(device, name):
+    """The engine takes backward_arrays for a plain backward and the Tensor backward
+    under create_graph=True: both must give the same gradients."""
+    make, shapes = FUSED_FUNCTIONS[name]
+    inputs = [mg.tensor(_data(s, seed=i), requires_grad=True) for i, s in enumerate(shapes)]
+    upstream = mg.tensor(_data(shapes[0], seed=9))
+    fast = mg.grad((make()(*inputs) * upstream).sum(), inputs)
+    graph = mg.grad((make()(*inputs) * upstream).sum(), inputs, create_graph=True)
+    for a, b in zip(fast, graph):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-11, atol=1e-13)
+
+
+# --------------------------------------------------------------------------- float16
+def test_float16_softmax_log_softmax_layer_norm_accumulate_in_float32(device):
+    row = np.full((2, 4000), 0.01, dtype=np.float16)
+    row[:, 0] = 10.0
+    x = mg.tensor(row)
+    reference = row.astype(np.float32)
+    for fused, composed in ((F.softmax, composite.softmax_composed),
+                            (F.log_softmax, composite.log_softmax_composed)):
+        got = fused(x)
+        assert got.dtype == mg.float16
+        want = composed(mg.tensor(reference)).numpy().astype(np.float16)
+        np.testing.assert_array_equal(got.numpy(), want)
+    # mean of 4000 values of 300 is 300, but a float16 running sum overflows at 65504
+    big = mg.tensor(np.full((3, 4000), 300.0, dtype=np.float16) + _data((3, 4000)).astype(np.float16))
+    normed = F.layer_norm(big)
+    assert normed.dtype == mg.float16 and np.all(np.isfinite(normed.numpy()))
+    want = composite.layer_norm_composed(mg.tensor(big.numpy().astype(np.float32)), 1.0, 0.0, 1e-5)
+    np.testing.assert_allclose(normed.numpy(), want.numpy(), atol=2e-3)
