@@ -6,7 +6,7 @@
     x.grad              # tensor([2. 4. 6.])
 
 Layers, from the bottom: backend (numpy or cupy, and the kernels) -> autograd and
-tensor -> ops -> functional -> nn, optim, data, io -> models; tools (gradcheck, viz)
+tensor -> ops -> functional -> nn, optim, data, io, privacy -> models; tools (gradcheck, viz)
 stand beside them.
 """
 from . import backend
@@ -21,7 +21,7 @@ from .tools import gradcheck
 from .io import save, load
 from .tools import viz
 from . import io, data, functional, nn
-from . import optim
+from . import optim, privacy
 
 __version__ = "0.1.0"
 float32, float64, float16 = "float32", "float64", "float16"

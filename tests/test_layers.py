@@ -237,6 +237,24 @@ def test_embedding_gradient_matches_central_differences():
     assert module_gradcheck(embedding, np.array([3, 0, 3, 1]))
 
 
+def test_embedding_reverse_reads_the_table_backwards_as_a_tied_output_layer(device):
+    embedding = nn.Embedding(5, 3).to(dtype="float64")
+    x = np.random.default_rng(0).standard_normal((2, 4, 3))
+    out = embedding(mg.tensor(x), reverse=True)                          # x @ weight^T
+    np.testing.assert_allclose(out.numpy(), x @ embedding.weight.numpy().T, rtol=1e-12)
+    table = embedding.weight
+
+    def reverse_with(x, weight):
+        embedding.__dict__["weight"] = weight            # gradcheck perturbs a float64 copy
+        return embedding(x, reverse=True)
+    try:
+        assert mg.gradcheck(reverse_with, [mg.tensor(x, requires_grad=True), table])
+    finally:
+        embedding.__dict__["weight"] = table
+    with pytest.raises(ValueError, match=r"Embedding\(reverse=True\).*last axis 3"):
+        embedding(mg.tensor(np.ones((2, 4))), reverse=True)
+
+
 def test_embedding_rejects_out_of_range_and_non_integer_ids():
     embedding = nn.Embedding(4, 2)
     with pytest.raises(IndexError, match=r"Embedding.*\[0, 4\).*-1 to 4"):

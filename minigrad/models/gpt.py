@@ -77,12 +77,15 @@ class GPT(Module):
         T = ids.shape[1]
         if offset + T > self.block_size:
             raise ValueError(f"GPT: {offset + T} positions exceed block_size {self.block_size}; crop the context")
-        positions = self.pos_emb.weight[offset:offset + T]                         # (T, d_model)
-        x = self.dropout(self.tok_emb(ids) + positions)
+        # the position ids of every row, (B, T): through the layer's call, so that hooks
+        # see each example's use of the table (per-example gradients, privacy/)
+        xp = backend.get_array_module(ids)
+        positions = xp.broadcast_to(xp.arange(offset, offset + T), ids.shape)
+        x = self.dropout(self.tok_emb(ids) + self.pos_emb(positions))
         mask = causal_mask(T, offset + T, device=x.device) if T > 1 else None   # one new token sees all
         for index, block in enumerate(self.blocks):
             x = block(x, mask=mask, cache=cache[index] if cache is not None else None)
-        return self.ln_f(x) @ self.tok_emb.weight.T
+        return self.tok_emb(self.ln_f(x), reverse=True)                           # ln_f(x) @ tok_emb^T
 
     def new_cache(self):
         """One empty KVCache per block."""

@@ -180,14 +180,24 @@ class LayerNorm(Module):
 
 class Embedding(Module):
     """A lookup table: y = weight[ids].   ids (...) integers -> (..., dim); weight (num, dim).
-    The gradient adds up over repeated ids."""
+    The gradient adds up over repeated ids.
+
+    reverse=True reads the table backwards: y = x @ weight^T, x (..., dim) -> (..., num),
+    the output layer of a language model whose weights are tied to its input embedding
+    (GPT's; Keras' ReversibleEmbedding). Going through the layer's call, rather than
+    using weight directly, lets hooks see this use too (privacy.GradSampleModule)."""
 
     def __init__(self, num, dim):
         super().__init__()
         self.num, self.dim = num, dim
         self.weight = init.normal_(empty_parameter(num, dim))
 
-    def forward(self, ids):
+    def forward(self, ids, reverse=False):
+        if reverse:
+            if ids.shape[-1] != self.dim:
+                raise ValueError(f"Embedding(reverse=True): expected input with last axis {self.dim}, "
+                                 f"got shape {ids.shape}")
+            return ids @ self.weight.T
         ids = as_array(ids, self.weight.device)
         if ids.dtype.kind not in "iu":
             raise TypeError(f"Embedding: ids must be integers, got dtype {ids.dtype}")
