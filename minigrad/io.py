@@ -27,21 +27,38 @@ in the same directory, forces it to disk (`os.fsync`), and only then renames
 it onto the real name with `os.replace`, which is atomic: anyone who opens the
 path sees either the old file or the complete new one, never half of one. If
 anything fails on the way (a value that cannot be converted, a full disk, a
-Ctrl-C) the temporary file is removed and an existing checkpoint is untouched.
+Ctrl-C, a SIGTERM) the temporary file is removed and an existing checkpoint is
+untouched. Only SIGKILL (or a power cut) can stop the process before it cleans
+up; the temporary file it leaves, `.<name>.<pid>.<random>.tmp`, is removed by
+the next save to the same path once process <pid> is gone.
+
+A symlink at `path` is followed: the file it points to is replaced, and the
+link stays. A read-only file at `path` is not replaced: save raises
+PermissionError, as `open(path, "w")` (and torch.save) would; like open, it
+does not stop root.
 
     save(state_dict, path, metadata=None)   arrays or Tensors -> file
     load_arrays(path) -> {name: numpy.ndarray}
     load(path)        -> {name: Tensor}
 
+Loading trusts nothing the header says before checking it against the file:
+every tensor's bytes must lie inside the data section, no two tensors may
+share bytes (else a small file could name the same megabytes a thousand times
+over and each copy would be made), and the header itself may claim at most
+100 MB, the reference library's limit. So loading never allocates much more
+than the file's own size.
+
 Differences from the reference `safetensors` library: BF16 can be read (it is
 widened to float32, since numpy has no bfloat16) but not written; the reader
-accepts unused bytes and overlapping tensors in the data section, which the
-reference rejects.
+accepts unused bytes between tensors, which the reference rejects.
 """
 import json
 import math
 import os
+import re
+import signal
 import tempfile
+import threading
 
 import numpy as np
 
@@ -69,6 +86,7 @@ _NUMPY_TO_FORMAT = {
 }
 _METADATA_KEY = "__metadata__"
 _MAX_DIMS = 32                      # numpy's smallest limit on ndim across versions
+MAX_HEADER_BYTES = 100_000_000      # the reference library's cap on the JSON header
 
 
 # ----------------------------------------------------------------------------- saving
@@ -118,6 +136,8 @@ def save(state_dict, path, metadata=None):
     same bytes. metadata: optional {str: str}, stored under "__metadata__".
     Raises ValueError naming the key for a non-str key or an unsupported dtype
     (object, str, complex, ...); an existing file at `path` is then left as it was.
+    A symlink is followed; a read-only file raises PermissionError (see the module
+    docstring for both, and for what a SIGTERM or SIGKILL during the write leaves).
     """
     if not hasattr(state_dict, "items"):
         raise ValueError(f"save: expected a dict of name -> array, got {type(state_dict).__name__}")
@@ -131,29 +151,99 @@ def save(state_dict, path, metadata=None):
     arrays = {name: _to_array(name, state_dict[name]) for name in sorted(state_dict)}
     header = _build_header(arrays, metadata)
 
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    temporary = tempfile.NamedTemporaryFile(dir=directory, prefix="." + os.path.basename(path) + ".",
-                                            suffix=".tmp", delete=False)
-    try:
-        with temporary as file:
-            file.write(len(header).to_bytes(8, "little"))
-            file.write(header)
-            for array, _ in arrays.values():
-                file.write(array.tobytes(order="C"))
-            file.flush()
-            os.fsync(file.fileno())
-        # NamedTemporaryFile is private (mode 0600); give the result an ordinary file's mode.
-        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-        os.chmod(temporary.name, mode)
-        os.replace(temporary.name, path)
-    except BaseException:                      # includes KeyboardInterrupt: never leave debris
+    path = os.path.realpath(os.fspath(path))      # through a symlink to the file it names
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise PermissionError(f"save: {path} is read-only; make it writable (or remove it) to replace it")
+    directory, filename = os.path.split(path)
+    _remove_stale_temporaries(directory, filename)
+    with _sigterm_cleans_up():
+        temporary = None
         try:
-            os.unlink(temporary.name)
-        except FileNotFoundError:
-            pass
-        raise
+            temporary = tempfile.NamedTemporaryFile(dir=directory, prefix=f".{filename}.{os.getpid()}.",
+                                                    suffix=".tmp", delete=False)
+            with temporary as file:
+                file.write(len(header).to_bytes(8, "little"))
+                file.write(header)
+                for array, _ in arrays.values():
+                    file.write(array.tobytes(order="C"))
+                file.flush()
+                os.fsync(file.fileno())
+            # NamedTemporaryFile is private (mode 0600); give the result an ordinary file's mode.
+            mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
+            os.chmod(temporary.name, mode)
+            os.replace(temporary.name, path)
+        except BaseException:                  # includes KeyboardInterrupt: never leave debris
+            if temporary is not None:
+                try:
+                    os.unlink(temporary.name)
+                except FileNotFoundError:
+                    pass
+            raise
     _fsync_directory(directory)
+
+
+def _remove_stale_temporaries(directory, name):
+    """Delete `.<name>.<pid>.<random>.tmp` files that an earlier save to this path left
+    when it was killed (SIGKILL cannot be caught). A file whose process still runs is
+    another save in progress and is left alone. (A process id is only known on this
+    machine: on a shared file system, saves to one path from two machines at once
+    can remove each other's file; the one whose file went then fails, loudly.)"""
+    pattern = re.compile(re.escape(f".{name}.") + r"(\d+)\.[^.]+\.tmp")
+    try:
+        candidates = os.listdir(directory)
+    except OSError:
+        return
+    for candidate in candidates:
+        match = pattern.fullmatch(candidate)
+        if match and not _process_is_running(int(match.group(1))):
+            try:
+                os.unlink(os.path.join(directory, candidate))
+            except OSError:
+                pass
+
+
+def _process_is_running(pid):
+    if pid == os.getpid():
+        return True                      # another thread of ours may be saving right now
+    try:
+        os.kill(pid, 0)                  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True                      # it exists but is not ours, or we cannot tell: keep it
+    return True
+
+
+class _Terminated(BaseException):
+    """Raised inside save by a SIGTERM, so that the temporary file is cleaned up."""
+
+
+class _sigterm_cleans_up:
+    """During a save, a SIGTERM aborts the save like Ctrl-C does (the temporary file is
+    removed, an existing file stays as it was), and then the process ends by SIGTERM
+    as it would have. Only while SIGTERM has its default action (which kills without
+    any cleanup): a handler the program installed itself is left to run as usual, and
+    signals can only be caught in the main thread."""
+
+    def __enter__(self):
+        self.previous = None
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+            self.previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise _Terminated()
+
+    def __exit__(self, kind, error, traceback):
+        if self.previous is None:
+            return False
+        signal.signal(signal.SIGTERM, self.previous)
+        if kind is _Terminated:          # the temporary file is gone: now end as SIGTERM would have
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise SystemExit(128 + signal.SIGTERM)
+        return False
 
 
 def _fsync_directory(directory):
@@ -193,6 +283,9 @@ def _read_header(file, path, file_size):
     if file_size < 8:
         raise fail(f"not a safetensors file: it has {file_size} bytes, fewer than the 8-byte header length")
     header_length = int.from_bytes(file.read(8), "little")
+    if header_length > MAX_HEADER_BYTES:
+        raise fail(f"header length {header_length} is more than the {MAX_HEADER_BYTES} bytes (100 MB) "
+                   f"a safetensors header may have: not a safetensors file, or a corrupt one")
     if header_length > file_size - 8:
         raise fail(f"not a safetensors file (or truncated): header length {header_length} is larger "
                    f"than the {file_size - 8} bytes that follow it")
@@ -241,6 +334,18 @@ def _check_entry(name, entry, data_size, fail):
     return format_name, tuple(shape), begin, end
 
 
+def _reject_overlaps(entries, fail):
+    """Raise if two tensors claim some of the same bytes. Each would be copied on its
+    own, so overlaps let a small file ask for any amount of memory; the format's
+    reference reader rejects them too. (Empty tensors own no bytes.)"""
+    spans = sorted((begin, end, name) for name, (_, _, begin, end) in entries.items() if end > begin)
+    for (_, end, name), (begin, _, next_name) in zip(spans, spans[1:]):
+        if begin < end:
+            raise fail(f"tensors {name!r} and {next_name!r} overlap in the data section "
+                       f"({next_name!r} begins at byte {begin}, before {name!r} ends at {end}); "
+                       f"each tensor must have bytes of its own")
+
+
 def _decode(raw, format_name, shape):
     """Bytes -> a writable numpy array in native byte order."""
     stored = np.frombuffer(raw, dtype=_FORMAT_TO_NUMPY[format_name])        # flat, read-only
@@ -275,6 +380,7 @@ def load_arrays(path):
                                          all(isinstance(v, str) for v in metadata.values())):
             raise fail(f"{_METADATA_KEY} must be a JSON object of strings, got {metadata!r}")
         entries = {name: _check_entry(name, entry, data_size, fail) for name, entry in header.items()}
+        _reject_overlaps(entries, fail)
 
         arrays = {}
         for name, (format_name, shape, begin, end) in entries.items():

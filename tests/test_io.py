@@ -6,8 +6,13 @@ Every corrupt file must give a SafetensorsError naming the file, never a random 
 import json
 import os
 import pickle
+import random
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -15,6 +20,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
+import minigrad as mg
 from minigrad import io as mgio
 from minigrad.io import SafetensorsError
 
@@ -406,6 +412,171 @@ def test_missing_file_raises_file_not_found(tmp_path):
         mgio.load_arrays(tmp_path / "nowhere.safetensors")
 
 
+def test_overlapping_tensors_are_rejected_naming_both(tmp_path):
+    header = {"a": _entry(shape=[2], data_offsets=[0, 8]), "b": _entry(shape=[1], data_offsets=[4, 8])}
+    path = write_raw(tmp_path / "overlap.safetensors", header, b"\x00" * 8)
+    assert ("tensors 'a' and 'b' overlap in the data section ('b' begins at byte 4, before 'a' ends at 8)"
+            in _error_for(path))
+
+
+def test_adjacent_and_empty_tensors_are_not_overlaps(tmp_path):
+    header = {"a": _entry(shape=[1], data_offsets=[0, 4]), "b": _entry(shape=[1], data_offsets=[4, 8]),
+              "empty": _entry(shape=[0], data_offsets=[4, 4])}
+    arrays = mgio.load_arrays(write_raw(tmp_path / "fine.safetensors", header, b"\x00" * 8))
+    assert sorted(arrays) == ["a", "b", "empty"] and arrays["empty"].shape == (0,)
+
+
+def test_many_tensors_over_the_same_bytes_cost_no_memory_but_an_error(tmp_path):
+    # 400 names for the same 256 KiB used to make 400 copies (100 MiB from a 256 KiB file)
+    data = bytes(256 * 1024)
+    header = {f"t{i}": {"dtype": "U8", "shape": [len(data)], "data_offsets": [0, len(data)]} for i in range(400)}
+    path = write_raw(tmp_path / "bomb.safetensors", header, data)
+    tracemalloc.start()
+    try:
+        with pytest.raises(SafetensorsError, match="overlap"):
+            mgio.load_arrays(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * os.path.getsize(path)
+
+
+def test_header_longer_than_100_MB_is_rejected_before_it_is_read(tmp_path):
+    path = tmp_path / "huge_header.safetensors"
+    claimed = mgio.MAX_HEADER_BYTES + 8
+    with open(path, "wb") as file:
+        file.write(claimed.to_bytes(8, "little"))
+        file.truncate(claimed + 64)                 # a sparse file: big, but no disk used
+    tracemalloc.start()
+    try:
+        message = _error_for(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "huge_header.safetensors: header length 100000008 is more than the 100000000 bytes" in message
+    assert peak < 1_000_000                         # the header was never read
+
+
+# ----------------------------------------------------------------------------- kills, links, permissions
+
+SAVE_THEN_STALL = """
+import os, sys, time
+import numpy as np
+import minigrad as mg
+from minigrad import io as mgio
+
+def stall(descriptor):                   # the temporary file is written, not yet renamed
+    print("writing", flush=True)
+    time.sleep(60)
+
+os.fsync = stall
+mgio.save({"w": np.zeros(10000)}, sys.argv[1])
+print("saved", flush=True)
+"""
+
+
+def _child_environment():
+    """This process's environment, with the minigrad under test first on the path."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(mgio.__file__)), os.environ.get("PYTHONPATH", "")]))
+
+
+def _interrupt_a_save(path, signal_number):
+    """Run a save in a child process, send it signal_number while it writes; its return code."""
+    child = subprocess.Popen([sys.executable, "-c", SAVE_THEN_STALL, str(path)], env=_child_environment(),
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "writing\n"
+        child.send_signal(signal_number)
+        return child.wait(timeout=30), child.pid
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _temporaries(directory):
+    return [name for name in os.listdir(directory) if name.endswith(".tmp")]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
+def test_a_save_killed_by_sigterm_removes_its_temp_file_and_keeps_the_old_checkpoint(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    mgio.save({"w": np.ones(4, np.float32)}, path)
+    good = path.read_bytes()
+    code, _ = _interrupt_a_save(path, signal.SIGTERM)
+    assert code == -signal.SIGTERM                  # it still dies by the signal, as it would have
+    assert _temporaries(tmp_path) == []
+    assert path.read_bytes() == good
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
+def test_the_temp_file_of_a_save_killed_by_sigkill_is_removed_by_the_next_save(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    code, pid = _interrupt_a_save(path, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    left = _temporaries(tmp_path)
+    assert len(left) == 1 and left[0].startswith(f".ckpt.safetensors.{pid}.")   # SIGKILL cannot be caught
+    untouched = tmp_path / f".other.safetensors.{pid}.abc.tmp"     # another target's: not ours to remove
+    untouched.write_bytes(b"x")
+    mgio.save({"w": np.ones(2)}, path)
+    assert sorted(os.listdir(tmp_path)) == [untouched.name, "ckpt.safetensors"]
+
+
+def test_a_temp_file_of_a_running_process_is_left_alone(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    in_progress = [tmp_path / f".ckpt.safetensors.{os.getpid()}.abc.tmp",       # this process
+                   tmp_path / f".ckpt.safetensors.{os.getppid()}.abc.tmp"]      # a live parent
+    for other in in_progress:
+        other.write_bytes(b"partial")
+    mgio.save({"w": np.ones(2)}, path)
+    assert all(other.read_bytes() == b"partial" for other in in_progress)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="symlinks")
+def test_save_through_a_symlink_writes_the_file_it_points_to_and_keeps_the_link(tmp_path):
+    (tmp_path / "runs").mkdir()
+    target = tmp_path / "runs" / "step_100.safetensors"
+    mgio.save({"w": np.zeros(2)}, target)
+    link = tmp_path / "latest.safetensors"
+    link.symlink_to(target)
+    mgio.save({"w": np.ones(3)}, link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    np.testing.assert_array_equal(mgio.load_arrays(target)["w"], np.ones(3))
+    assert _temporaries(tmp_path) == [] and _temporaries(tmp_path / "runs") == []
+
+
+READ_ONLY_SAVE = """
+import os, sys
+import numpy as np
+import minigrad as mg
+from minigrad import io as mgio
+if os.geteuid() == 0:
+    os.setuid(65534)                  # root may write anything: save as user nobody
+try:
+    mgio.save({"w": np.ones(3)}, sys.argv[1])
+except PermissionError as error:
+    print(error)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
+def test_save_over_a_read_only_file_is_a_permission_error_and_changes_nothing():
+    directory = tempfile.mkdtemp()
+    try:
+        os.chmod(directory, 0o777)                  # the directory is writable: a rename would succeed
+        path = os.path.join(directory, "frozen.safetensors")
+        mgio.save({"w": np.zeros(2)}, path)
+        os.chmod(path, 0o444)
+        good = open(path, "rb").read()
+        result = subprocess.run([sys.executable, "-c", READ_ONLY_SAVE, path], env=_child_environment(), cwd=directory,
+                                capture_output=True, text=True, timeout=60)
+        assert result.stdout.strip() == (f"save: {path} is read-only; make it writable (or remove it) "
+                                         f"to replace it"), result.stderr
+        assert open(path, "rb").read() == good and _temporaries(directory) == []
+    finally:
+        shutil.rmtree(directory)
+
+
 # ----------------------------------------------------------------------------- fuzzing
 
 @FAST
@@ -469,3 +640,90 @@ def test_fuzz_headers_that_lie_about_dtype_shape_and_offsets(header, data_size):
 def test_fuzz_any_header_length_gives_safetensors_error_or_arrays(header_length):
     blob = header_length.to_bytes(8, "little") + GOOD_BYTES[8:]
     load_or_error(blob)
+
+
+# ----------------------------------------------------------------------------- the fuzz test of mg.load
+# Every truncation, and thousands of seeded byte mutations, of one valid file with
+# several dtypes, a 0-d, an empty tensor and metadata: mg.load must either load it
+# or raise SafetensorsError naming the file; any other exception fails the test.
+# Memory is traced too: no mutant may make the loader allocate more than a small
+# multiple of the file's size (the data is read once and decoded once).
+
+def fuzz_seed_file(directory):
+    rng = np.random.default_rng(0)
+    path = os.path.join(directory, "seed.safetensors")
+    mgio.save({"embedding.weight": rng.standard_normal((64, 32)).astype(np.float32),   # 8 KiB
+               "head.bias": rng.standard_normal(10),
+               "steps": np.array(7, dtype=np.int64),
+               "half": rng.standard_normal((3, 2)).astype(np.float16),
+               "mask": np.array([True, False, True, True]),
+               "ids": np.arange(5, dtype=np.uint16),
+               "nothing": np.zeros((0, 4), dtype=np.int32)}, path, metadata={"format": "pt", "step": "7"})
+    return path
+
+
+def load_or_clear_error(path):
+    """mg.load(path): True when it loads, False on a SafetensorsError naming the file."""
+    try:
+        loaded = mg.load(path)
+    except SafetensorsError as error:
+        assert os.path.basename(path) in str(error)
+        return False
+    assert all(isinstance(value, mg.Tensor) for value in loaded.values())
+    return True
+
+
+# measured: at most 25 KB for the 8.8 KB seed file's mutants
+MEMORY_MULTIPLE = 4          # the raw bytes read, the decoded arrays, and room to spare
+MEMORY_SLACK = 32 * 1024     # Python's own objects: the parsed header, exceptions, messages
+
+
+def test_fuzz_every_truncation_of_a_valid_file_is_a_safetensors_error(tmp_path):
+    path = fuzz_seed_file(tmp_path)
+    size = os.path.getsize(path)
+    assert load_or_clear_error(path)
+    for length in range(size - 1, -1, -1):         # cut the same file shorter and shorter
+        os.truncate(path, length)
+        assert not load_or_clear_error(path), f"a file cut to {length} of {size} bytes loaded"
+
+
+def mutate(blob, rng, header_end):
+    """One random corruption: overwrite, insert or delete a few bytes, mostly in the header
+    (the data section is raw numbers: any bytes there are a valid file)."""
+    blob = bytearray(blob)
+    interesting = b'0123456789"{}[],:-. eE\x00\xff'
+    for _ in range(rng.randint(1, 4)):
+        where = rng.randrange(header_end) if rng.random() < 0.85 else rng.randrange(len(blob))
+        kind = rng.random()
+        new_byte = rng.choice(interesting) if rng.random() < 0.5 else rng.randrange(256)
+        if kind < 0.6:
+            blob[where] = new_byte
+        elif kind < 0.8:
+            blob.insert(where, new_byte)
+        else:
+            del blob[where]
+    return bytes(blob)
+
+
+def test_fuzz_random_mutations_of_a_valid_file_load_or_fail_clearly_within_bounded_memory(tmp_path):
+    seed_path = fuzz_seed_file(tmp_path)
+    good = open(seed_path, "rb").read()
+    header_end = 8 + int.from_bytes(good[:8], "little")
+    rng = random.Random(20260101)
+    path = os.path.join(tmp_path, "mutant.safetensors")
+    outcomes = {True: 0, False: 0}
+    tracemalloc.start()
+    try:
+        for trial in range(1500):
+            blob = mutate(good, rng, header_end)
+            with open(path, "wb") as file:
+                file.write(blob)
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            outcomes[load_or_clear_error(path)] += 1
+            peak = tracemalloc.get_traced_memory()[1] - before
+            assert peak <= MEMORY_MULTIPLE * len(blob) + MEMORY_SLACK, (
+                f"mutant {trial} ({len(blob)} bytes) made the loader allocate {peak} bytes")
+    finally:
+        tracemalloc.stop()
+    assert outcomes[True] > 50 and outcomes[False] > 500       # both paths were exercised

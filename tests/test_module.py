@@ -1,4 +1,5 @@
 """nn.Module, Sequential and ModuleList: registration, names, modes, devices, state dicts, repr."""
+import re
 from collections import OrderedDict
 
 import numpy as np
@@ -170,6 +171,53 @@ def test_strict_loading_names_missing_unexpected_and_mismatched_keys():
     assert "blocks.0.weight" in message and "(3, 2)" in message and "(2, 2)" in message
     # nothing was loaded when the call failed
     np.testing.assert_array_equal(net.block.first.weight.numpy(), before)
+
+
+def test_a_bad_value_late_in_the_checkpoint_is_found_before_anything_is_copied(device):
+    # the string array has the right shape, so only the copy itself used to fail, after
+    # every parameter before it had been overwritten
+    layer = nn.Dense(2, 2)
+    before = {name: value.numpy().copy() for name, value in layer.state_dict().items()}
+    with pytest.raises(RuntimeError, match=r"bad value for weight: expected real numbers \(float, int or bool\), "
+                                           r"got an array of dtype <U1"):
+        layer.load_state_dict({"bias": np.array([5.0, 6.0]), "weight": np.array([["a", "b"], ["c", "d"]])})
+    for name, value in layer.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), before[name])
+
+
+@pytest.mark.parametrize("value, shown", [
+    (None, "got None (a NoneType)"),
+    ("0.5", "got '0.5' (a str)"),
+    (np.array([1 + 2j, 3j]), "got an array of dtype complex128"),
+    ([1j, 2.0], "got [1j, 2.0] (a list)"),
+    (np.array([None, None]), "got an array of dtype object"),
+])
+def test_none_strings_and_complex_values_are_errors_naming_the_key(value, shown):
+    layer = nn.Dense(2, 2)
+    bias = layer.bias.numpy().copy()
+    with pytest.raises(RuntimeError, match="bad value for bias: expected real numbers .*" + re.escape(shown)):
+        layer.load_state_dict({"weight": np.eye(2), "bias": value})
+    np.testing.assert_array_equal(layer.bias.numpy(), bias)
+    with pytest.raises(RuntimeError, match="bad value for bias"):
+        layer.load_state_dict({"bias": value}, strict=False)
+
+
+def test_a_ragged_list_is_an_error_naming_the_key():
+    with pytest.raises(RuntimeError, match="bad value for weight: cannot make an array of the list given"):
+        nn.Dense(2, 2).load_state_dict({"weight": [[1.0, 2.0], [3.0]], "bias": [0.0, 0.0]})
+
+
+def test_integer_and_bool_values_are_cast_to_the_parameters_dtype():
+    layer = nn.Dense(2, 2)
+    layer.load_state_dict({"weight": np.array([[1, 0], [0, 1]], dtype=np.int64), "bias": np.array([True, False])})
+    assert layer.weight.dtype == np.float32 and layer.bias.numpy().tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("bad", [[("weight", np.eye(2))], None, "model.safetensors"])
+def test_load_state_dict_of_something_other_than_a_dict_names_what_came(bad):
+    with pytest.raises(TypeError, match=f"Dense.load_state_dict: expected a dict of name -> Tensor "
+                                        f".*got {type(bad).__name__}"):
+        nn.Dense(2, 2).load_state_dict(bad)
 
 
 def test_non_strict_loading_reports_keys_loads_the_rest_but_still_rejects_shapes():

@@ -31,10 +31,31 @@ editing its forward (mg.viz reads attention weights this way):
 """
 import itertools
 from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 from types import MappingProxyType
 
 from .. import backend
-from ..tensor import Tensor, as_array
+from ..tensor import Tensor
+
+
+def _checkpoint_value(key, value, target):
+    """A checkpoint's value for `target` (a parameter or buffer), as an array already on
+    its device and of its dtype, ready to copy; ValueError naming the key otherwise.
+    Only real numbers (floats, integers, bools) load: None, strings or complex numbers
+    would become NaN, fail halfway through the copy, or lose their imaginary part."""
+    is_array = isinstance(value, Tensor) or backend.is_array(value)
+    try:
+        data = value.data if isinstance(value, Tensor) else value if is_array else backend.to_numpy(value)
+    except (ValueError, TypeError) as error:           # a ragged list, say
+        raise ValueError(f"bad value for {key}: cannot make an array of the {type(value).__name__} "
+                         f"given ({error})") from None
+    if data.dtype.kind not in "biuf":
+        shown = f"an array of dtype {data.dtype}" if is_array else f"{value!r} (a {type(value).__name__})"
+        raise ValueError(f"bad value for {key}: expected real numbers (float, int or bool), got {shown}")
+    if tuple(data.shape) != target.shape:
+        raise ValueError(f"size mismatch for {key}: checkpoint has shape {tuple(data.shape)}, "
+                         f"the model has {target.shape}")
+    return backend.to_device(data, target.device).astype(target.dtype, copy=False)
 
 
 class Parameter(Tensor):
@@ -368,30 +389,33 @@ class Module:
 
         Values may be Tensors or arrays on any device; they are copied to each
         target's device and cast to its dtype. With strict=True, missing keys,
-        unexpected keys and shape mismatches raise one RuntimeError that names them
-        all; with strict=False the matching keys are loaded and
-        IncompatibleKeys(missing_keys, unexpected_keys) is returned (a shape
-        mismatch still raises, as in PyTorch). Nothing is copied if anything raises.
+        unexpected keys, shape mismatches and values that are not real numbers
+        (None, strings, complex numbers, objects) raise one RuntimeError that names
+        them all; with strict=False the matching keys are loaded and
+        IncompatibleKeys(missing_keys, unexpected_keys) is returned (a bad value or
+        shape still raises, as in PyTorch). Every value is checked and cast before
+        the first one is copied, so nothing is copied if anything raises.
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a dict of name -> Tensor "
+                            f"(from state_dict() or mg.load), got {type(state_dict).__name__}")
         targets = self._state_targets()
         state_dict = self._resolve_aliases(state_dict, targets)
         missing = [key for key in targets if key not in state_dict]
         unexpected = [key for key in state_dict if key not in targets]
-        values, mismatched = {}, []
+        values, bad_values = {}, []
         for key, target in targets.items():
-            if key not in state_dict:
-                continue
-            data = as_array(state_dict[key], target.device)
-            if tuple(data.shape) != target.shape:
-                mismatched.append(f"size mismatch for {key}: checkpoint has shape {tuple(data.shape)}, "
-                                  f"the model has {target.shape}")
-            values[key] = data
+            if key in state_dict:
+                try:
+                    values[key] = _checkpoint_value(key, state_dict[key], target)
+                except ValueError as problem:
+                    bad_values.append(str(problem))
         problems = []
         if strict and missing:
             problems.append("missing keys: " + ", ".join(repr(key) for key in missing))
         if strict and unexpected:
             problems.append("unexpected keys: " + ", ".join(repr(key) for key in unexpected))
-        problems += mismatched
+        problems += bad_values
         if problems:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
                                + "\n\t".join(problems))
