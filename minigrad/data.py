@@ -25,7 +25,7 @@ __all__ = ["DataLoader", "pad_sequences", "lm_batch", "train_val_split"]
 
 
 class DataLoader:
-    """DataLoader(arrays, batch_size, shuffle=False, drop_last=False, seed=None)
+    """DataLoader(arrays, batch_size, shuffle=False, drop_last=False, seed=None, sampler=None)
 
     arrays: one numpy array, or a tuple/list of arrays with the same length on axis 0
     (e.g. (X, y)). Iterating yields, batch by batch, a tuple with one slice of each
@@ -36,12 +36,19 @@ class DataLoader:
     shuffle=True: every call to iter() (every epoch) draws a fresh permutation from
     one numpy Generator created from `seed` when the loader is made, so two loaders
     with the same seed give the same batches epoch after epoch, while successive
-    epochs differ. Differences from PyTorch: it takes arrays, not a Dataset object,
-    and yields numpy arrays, not tensors; unshuffled batches are views of the
-    arrays, shuffled batches are copies.
+    epochs differ.
+
+    sampler: instead of shuffle, any iterable of row indices, iterated afresh each
+    epoch; its indices, in its order, are the rows batched (a list, a range, or
+    minigrad.distributed.DistributedSampler for this rank's shard). len(loader)
+    then counts the sampler's indices.
+
+    Differences from PyTorch: it takes arrays, not a Dataset object, and yields
+    numpy arrays, not tensors; unshuffled batches are views of the arrays,
+    shuffled (and sampled) batches are copies.
     """
 
-    def __init__(self, arrays, batch_size, shuffle=False, drop_last=False, seed=None):
+    def __init__(self, arrays, batch_size, shuffle=False, drop_last=False, seed=None, sampler=None):
         self.single = not isinstance(arrays, (tuple, list))
         self.arrays = [np.asarray(arrays)] if self.single else [np.asarray(a) for a in arrays]
         if not self.arrays:
@@ -58,22 +65,36 @@ class DataLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.rng = np.random.default_rng(seed)
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: pass shuffle=True or a sampler, not both (a sampler sets the order)")
+        self.sampler = sampler
 
     def __len__(self):
+        return self._batches(len(self.sampler) if self.sampler is not None else self.n)
+
+    def _batches(self, rows):
         if self.drop_last:
-            return self.n // self.batch_size
-        return math.ceil(self.n / self.batch_size)
+            return rows // self.batch_size
+        return math.ceil(rows / self.batch_size)
 
     def _epoch_order(self):
-        """The rows of one epoch in the order they are batched: a fresh permutation when
-        shuffling, else None (rows 0..n-1 in order, so each batch is a slice: a view)."""
+        """The rows of one epoch in the order they are batched: the sampler's indices, a
+        fresh permutation when shuffling, else None (rows 0..n-1 in order, so each batch
+        is a slice: a view)."""
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, dtype=np.int64)
+            if order.size and (order.min() < 0 or order.max() >= self.n):
+                bad = order[(order < 0) | (order >= self.n)][0]
+                raise IndexError(f"DataLoader: the sampler gave row {bad}, outside rows 0..{self.n - 1}")
+            return order
         return self.rng.permutation(self.n) if self.shuffle else None
 
     def __iter__(self):
         order = self._epoch_order()
-        for batch in range(len(self)):
+        rows = self.n if order is None else len(order)
+        for batch in range(self._batches(rows)):
             start = batch * self.batch_size
-            stop = min(start + self.batch_size, self.n)
+            stop = min(start + self.batch_size, rows)
             if order is None:
                 parts = tuple(array[start:stop] for array in self.arrays)
             else:
@@ -82,7 +103,8 @@ class DataLoader:
             yield parts[0] if self.single else parts
 
     def __repr__(self):
-        return (f"DataLoader(n={self.n}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+        order = f"sampler={self.sampler!r}" if self.sampler is not None else f"shuffle={self.shuffle}"
+        return (f"DataLoader(n={self.n}, batch_size={self.batch_size}, {order}, "
                 f"drop_last={self.drop_last}, batches={len(self)})")
 
 
