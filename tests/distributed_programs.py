@@ -77,6 +77,28 @@ def program_train(rank):
     return result
 
 
+def use_the_cupy_double():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import fake_cupy
+    from minigrad import backend
+    backend.register_cuda_module(fake_cupy)          # "cuda" without a GPU: no NCCL, so staged through the host
+
+
+def program_train_cuda(rank):
+    """The same training with the model on "cuda" (the cupy double): buckets on the
+    device, all-reduced through host memory."""
+    use_the_cupy_double()
+    X, y = make_data()
+    mg.set_default_device("cuda")
+    try:
+        model = dist.DataParallel(make_model(seed=rank), bucket_mb=1e-6)
+        train(model, shard_batches(X, y))
+        assert all(p.device == "cuda" and p.grad.device == "cuda" for p in model.parameters())
+        return parameters_of(model)
+    finally:
+        mg.set_default_device("cpu")
+
+
 def program_accumulate(rank):
     """Each rank: two micro-batches, the first under no_sync; their losses are halved so
     that the sum of the two gradients is the gradient of the mean over both."""
@@ -104,10 +126,7 @@ COLLECTIVE_CASES = [((), "float32"), ((3,), "float64"), ((2, 3), "int64"), ((4, 
 
 
 def program_collectives(rank):
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import fake_cupy
-    from minigrad import backend
-    backend.register_cuda_module(fake_cupy)          # "cuda": the staged path (no NCCL in the double)
+    use_the_cupy_double()
     result = {}
     for device in ("cpu", "cuda"):
         for shape, dtype in COLLECTIVE_CASES:

@@ -59,3 +59,16 @@ def test_run_one_reports_a_failing_script_and_its_ratios(tmp_path):
     assert common.parse_ratio_lines(output) == [("x", "minigrad / numpy", "2.00", "-")]
     status, _, output, _ = run.run_one(str(script), quick=False, timeout=60)
     assert status == 1 and "AssertionError" in output
+
+
+def test_quick_distributed_benchmark_runs_both_layouts_and_reports_communication(tmp_path):
+    import minigrad.distributed as dist
+    if dist.find_mpiexec() is None:
+        pytest.skip('mpiexec not found: install MPI with pip install -e ".[distributed]"')
+    out = tmp_path / "bench_distributed"
+    done = subprocess.run([sys.executable, os.path.join(BENCHMARKS, "bench_distributed.py"), "--quick",
+                           "--no-torch", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = (tmp_path / "bench_distributed.md").read_text()
+    assert "| 1 process x 2 threads |" in report and "| 2 processes x 1 thread |" in report
+    assert "| minigrad |" in report and "hidden fraction" in report

@@ -52,7 +52,7 @@ def two_ranks(tmp_path_factory):
     if dist.find_mpiexec() is None:
         pytest.skip('mpiexec not found: install MPI with pip install -e ".[distributed]"')
     out = str(tmp_path_factory.mktemp("two_ranks"))
-    done, _ = run_programs(out, "train", "accumulate", "collectives", "buffers", "checkpoint", "sampler",
+    done, _ = run_programs(out, "train", "train_cuda", "accumulate", "collectives", "buffers", "checkpoint", "sampler",
                            "unused")
     assert done.returncode == 0, f"mpiexec -n 2 failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return out
@@ -77,6 +77,16 @@ def test_two_ranks_on_half_batches_train_to_the_parameters_of_one_process_on_the
     assert reference_losses[-1] < reference_losses[0]
     # training moved the weights: a test that could pass on untrained copies would be empty
     assert not np.allclose(expected["0.weight"], programs.parameters_of(programs.make_model(seed=0))["0.weight"])
+
+
+def test_data_parallel_on_cuda_without_nccl_trains_like_one_process(two_ranks):
+    """The cupy double has no NCCL: the buckets live on the device and travel through host memory."""
+    X, y = programs.make_data()
+    reference = programs.make_model(seed=0)
+    programs.train(reference, lambda step: (X, y))
+    for result in results(two_ranks, "train_cuda"):
+        for name, value in programs.parameters_of(reference).items():
+            np.testing.assert_allclose(result[name], value, rtol=2e-5, atol=2e-6, err_msg=name)
 
 
 def test_accumulation_under_no_sync_equals_the_big_batch_gradient(two_ranks):
@@ -274,3 +284,14 @@ def test_without_mpi4py_a_plain_run_is_a_world_of_one_and_a_launched_one_says_wh
     done = run_python(hide, PMI_SIZE="2", PMI_RANK="0")
     assert done.returncode != 0
     assert "mpi4py is not installed" in done.stderr and 'pip install -e ".[distributed]"' in done.stderr
+
+
+def test_buckets_hold_parameters_in_reverse_order_the_first_at_most_one_megabyte():
+    from minigrad import nn
+    model = nn.Sequential(nn.Dense(512, 512), nn.Dense(512, 600), nn.Dense(600, 4))   # 1 MB, 1.2 MB, 10 KB
+    model[0].to(dtype="float64")                            # another dtype: never shares a flat array
+    buckets = dist.DataParallel(model, bucket_mb=1.5).buckets.buckets
+    names = {id(p): n for n, p in model.named_parameters()}
+    layout = [[names[id(p)] for p in bucket.params] for bucket in buckets]
+    # 1.weight would fit a 1.5 MB bucket after layer 2, but the first bucket stops at 1 MB
+    assert layout == [["2.bias", "2.weight", "1.bias"], ["1.weight"], ["0.bias"], ["0.weight"]]

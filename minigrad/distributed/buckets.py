@@ -14,7 +14,8 @@ PyTorch DDP's reducer, which this copies, does better in two ways:
 1. Buckets. Parameters are packed, in reverse order of model.parameters(), into
    flat buckets of about bucket_mb megabytes; a bucket is reduced as one message.
    Reverse order, because backward produces gradients roughly from the last layer
-   to the first: the first bucket fills first.
+   to the first: the first bucket fills first. The first bucket holds at most
+   1 MB (as in PyTorch), so that communication starts early in backward.
 2. Overlap. Every parameter has a post-accumulate-grad hook (the engine calls it
    as soon as that leaf's gradient is complete). The hook copies the gradient,
    already divided by N, into its bucket's slot; when a bucket's last slot is filled
@@ -40,6 +41,7 @@ from .. import backend
 from ..tensor import Tensor
 from . import collectives, world
 
+FIRST_BUCKET_MB = 1
 
 class Bucket:
     """Parameters whose gradients travel together as one flat array."""
@@ -71,12 +73,13 @@ class GradientBuckets:
         self.names = {id(p): name for name, p in named_params}
         params = [p for _, p in named_params][::-1]            # gradients arrive roughly last-first
         self.buckets, self.slot_of = [], {}
-        current, current_bytes, limit = [], 0, bucket_mb * 2 ** 20
+        current, current_bytes = [], 0
+        limit = min(FIRST_BUCKET_MB, bucket_mb) * 2 ** 20
         for param in params:
             nbytes = param.size * param.data.dtype.itemsize
             if current and (current_bytes + nbytes > limit or not _same_kind(current[0], param)):
                 self.buckets.append(Bucket(current))
-                current, current_bytes = [], 0
+                current, current_bytes, limit = [], 0, bucket_mb * 2 ** 20
             current.append(param)
             current_bytes += nbytes
         if current:
