@@ -9,17 +9,22 @@ Layers, from the bottom: backend (numpy or cupy, and the kernels) -> autograd an
 tensor -> ops -> functional -> nn, optim, data, io, privacy -> models; tools (gradcheck, viz)
 stand beside them.
 """
+import sys
+
 from . import backend
 from . import autograd                      # before tensor: tensor.py builds on it
 from .backend import cuda_available, set_default_device, get_default_device
 from .backend.kernels.parallel import set_num_threads, get_num_threads
 from .autograd import no_grad, enable_grad, is_grad_enabled, grad
 from .tensor import Tensor, tensor
-from .creation import zeros, ones, randn, rand, arange, zeros_like, ones_like, manual_seed
-from .ops import concatenate, stack, where
+from .creation import (zeros, ones, randn, rand, arange, zeros_like, ones_like, manual_seed,
+                       full, full_like, eye, linspace, randint, from_numpy)
+from .ops import (concatenate, stack, where, maximum, minimum, einsum,
+                  isnan, isinf, isfinite, isclose, allclose)
 from .tools import gradcheck
 from .io import save, load
 from .tools import viz
+sys.modules[__name__ + ".viz"] = viz        # so that `import minigrad.viz` works too
 from . import io, data, functional, nn
 from . import optim, privacy
 

@@ -80,20 +80,24 @@ class Function:
     must then give the same result with differentiable ops (for grad of grad).
     """
     hooks = ()          # hooks on the gradient of this function's output (Tensor.register_hook)
+    float_valued = False  # True: integer inputs are made float32 first (/, exp, mean: dtypes.py)
     saved = ()          # what forward saved (None once released)
     saved_versions = ()
     to_save = ()
 
     def __call__(self, *inputs):
-        # This runs for every op: the common case (Tensors on one device) takes no detours.
+        # This runs for every op: the common case (Tensors of one dtype on one device) takes no detours.
         inputs = as_tensors(inputs)
-        arrays = [x.data for x in inputs]
-        kind = type(arrays[0])
+        first = inputs[0].data
+        kind, dtype = type(first), first.dtype
         record = False
         for x in inputs:
-            if type(x.data) is not kind:
-                check_same_device(type(self).__name__, inputs)
+            if type(x.data) is not kind or x.data.dtype is not dtype:
+                kind = None
             record = record or x.requires_grad
+        if kind is None or (self.float_valued and dtype.kind in "biu"):
+            inputs = conform_inputs(self, inputs)     # one device, one dtype (dtypes.py)
+        arrays = [x.data for x in inputs]
         result = self.forward(*arrays)
         output = Tensor._from_array(result)
         if record and _GradMode.enabled and output.data.dtype.kind in "fc":
@@ -278,6 +282,6 @@ def _initial_grad(output, grad):
 
 
 # tensor.py builds Tensor on Function (above), the ops build on both: imported last.
-from .tensor import Tensor, as_tensors, check_same_device  # noqa: E402
+from .tensor import Tensor, as_tensors, conform_inputs  # noqa: E402
 from . import saved  # noqa: E402
 from .ops.shape import sum_to  # noqa: E402

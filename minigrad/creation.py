@@ -1,7 +1,7 @@
-"""Making tensors: filled with a value, a range, or random draws from minigrad's seeded
-generator (mg.manual_seed). Every function takes dtype= (default float32, or int64 for
+"""Making tensors: filled with a value, the identity, a range, or random draws from
+minigrad's seeded generator (mg.manual_seed). Every function takes dtype= (default float32, or int64 for
 integer ranges), device= (default mg.set_default_device's) and requires_grad=."""
-from . import backend
+from . import backend, dtypes
 from .tensor import Tensor, _shape_arguments
 
 
@@ -61,3 +61,49 @@ def arange(start, stop=None, step=1, dtype=None, device=None, requires_grad=Fals
 def manual_seed(seed):
     """Seed every random draw minigrad makes (initialisation, dropout, randn)."""
     backend.manual_seed(seed)
+
+
+def full(shape, value, dtype=None, device=None, requires_grad=False):
+    """A tensor of `shape` filled with `value`; dtype from the value as PyTorch does
+    (a bool gives bool, an int int64, a float float32) unless given."""
+    if dtype is None:
+        dtype = dtypes.number_dtype(value, None)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    return _filled(lambda xp: lambda s, dtype: xp.full(s, value, dtype=dtype), shape, dtype, device, requires_grad)
+
+
+def full_like(t, value, dtype=None, device=None, requires_grad=False):
+    return full(t.shape, value, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    """The n x m identity matrix (m defaults to n): ones on the diagonal."""
+    return _filled(lambda xp: lambda s, dtype: xp.eye(s[0], s[1], dtype=dtype), (n, n if m is None else m),
+                   dtype, device, requires_grad)
+
+
+def linspace(start, stop, n, dtype=None, device=None, requires_grad=False):
+    """n evenly spaced values from start to stop, both included."""
+    if n < 0:
+        raise ValueError(f"linspace: n must be >= 0, got {n}")
+    return _filled(lambda xp: lambda s, dtype: xp.linspace(start, stop, s[0], dtype=dtype), (n,),
+                   dtype, device, requires_grad)
+
+
+def randint(low, high=None, shape=(), dtype=None, device=None):
+    """Integers drawn uniformly from [low, high) (one bound: [0, low)), int64 by default,
+    from the seeded generator."""
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise ValueError(f"randint: needs low < high, got low={low}, high={high}")
+    size = (shape,) if isinstance(shape, int) else tuple(shape)
+    host = backend.rng().integers(low, high, size=size)
+    return Tensor(host.astype(backend.as_dtype(dtype) or "int64"), device=device or backend.get_default_device())
+
+
+def from_numpy(array):
+    """A cpu tensor sharing memory with the numpy array (changes to one show in the other)."""
+    if not isinstance(array, backend.numpy.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(array, device="cpu")

@@ -10,6 +10,8 @@ import math
 
 from . import backend, ops
 from .ops.composite import GeluOp, LayerNormOp, LogSoftmaxOp, SoftmaxOp
+from .ops.losses import BinaryCrossEntropy
+from .ops.shape import normalize_axis
 from .ops.image import adaptive_avg_pool2d, avg_pool2d, batch_norm, conv2d, max_pool2d  # noqa: F401  (images)
 from .tensor import Tensor, as_tensors, as_array
 
@@ -24,13 +26,24 @@ def gelu(x, approximate="none"):
 
 
 def softmax(x, axis=-1):
-    """softmax(x)_i = exp(x_i) / sum_j exp(x_j) along `axis`, computed stably."""
-    return SoftmaxOp(axis)(x)
+    """softmax(x)_i = exp(x_i) / sum_j exp(x_j) along `axis`, computed stably.
+    As PyTorch: a 0-d x gives 1, an empty axis an empty result."""
+    return _along_axis(SoftmaxOp, x, axis, "softmax")
 
 
 def log_softmax(x, axis=-1):
-    """log softmax(x) = x - logsumexp(x) along `axis`, computed stably."""
-    return LogSoftmaxOp(axis)(x)
+    """log softmax(x) = x - logsumexp(x) along `axis`, computed stably.
+    As PyTorch: a 0-d x gives 0, an empty axis an empty result."""
+    return _along_axis(LogSoftmaxOp, x, axis, "log_softmax")
+
+
+def _along_axis(op, x, axis, name):
+    """op(axis)(x) after checking the axis; the 0-d and empty cases the kernels need not see."""
+    if x.ndim == 0:
+        normalize_axis(axis, 0, name)
+        return op(0)(x.reshape(1)).reshape(())
+    axis, = normalize_axis(axis, x.ndim, name)
+    return op(axis)(x) if x.shape[axis] else x.clone()
 
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
@@ -188,3 +201,114 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, return_weigh
     # step 4: each output is the weighted average of the values
     output = weights @ v
     return (output, weights) if return_weights else output
+
+
+# --------------------------------------------------------------------------- more activations
+def silu(x):
+    """SiLU (swish): x * sigmoid(x)."""
+    return ops.Silu()(x)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """x where x > 0, else negative_slope * x."""
+    return ops.LeakyRelu(negative_slope)(x)
+
+
+def elu(x, alpha=1.0):
+    """x where x > 0, else alpha * (exp(x) - 1)."""
+    return ops.Elu(alpha)(x)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, and x where beta x > threshold (as PyTorch)."""
+    return ops.Softplus(beta, threshold)(x)
+
+
+def logsigmoid(x):
+    """log(sigmoid(x)), computed without overflow."""
+    return ops.LogSigmoid()(x)
+
+
+def one_hot(ids, num_classes=-1):
+    """ids (...) of integers -> (..., num_classes) int64 with a 1 at each id (num_classes
+    -1: one more than the largest id, as PyTorch)."""
+    data = as_array(ids)
+    if data.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: ids must be integers, got {data.dtype}")
+    largest = int(data.max()) if data.size else -1
+    if num_classes == -1:
+        num_classes = largest + 1
+    if data.size and (int(data.min()) < 0 or largest >= num_classes):
+        raise ValueError(f"one_hot: ids must lie in [0, {num_classes}), got {int(data.min())} to {largest}")
+    xp = backend.get_array_module(data)
+    return Tensor._from_array((data[..., None] == xp.arange(num_classes)).astype("int64"))
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """x padded with `value`: pad = (before, after) widths for the last axis, then the one
+    before it, ... (PyTorch's order); negative widths cut instead. mode: "constant" only.
+    dL/dx = g with the padding cut off."""
+    if mode != "constant":
+        raise ValueError(f'pad: only mode="constant" is implemented, got {mode!r}')
+    return ops.pad(x, pad, value)
+
+
+# --------------------------------------------------------------------------- more losses
+def _check_same_shape(name, a, b):
+    if a.shape != b.shape:
+        raise ValueError(f"{name}: input shape {a.shape} and target shape {b.shape} differ")
+
+
+def nll_loss(log_probs, target, ignore_index=None, reduction="mean"):
+    """Negative log-likelihood of the target classes: -log_probs[..., target].
+
+    log_probs (..., C), class axis LAST (as cross_entropy here; PyTorch puts it second);
+    target: integer class ids of shape (...). Positions whose target is ignore_index
+    contribute 0 (selected out, so NaN there stays out) and "mean" divides by the number
+    of the others (0 if there are none; PyTorch gives nan).
+    dL/dlog_probs = -1 at each target position (times its weight in the reduction)."""
+    n_classes = log_probs.shape[-1] if log_probs.ndim else 0
+    ids = as_array(target, log_probs.device)
+    if ids.shape != log_probs.shape[:-1] or ids.dtype.kind not in "iu":
+        raise ValueError(f"nll_loss: target must be integer ids of shape {log_probs.shape[:-1]} for "
+                         f"log_probs of shape {log_probs.shape}, got {ids.dtype} {tuple(ids.shape)}")
+    xp = backend.get_array_module(ids)
+    valid = None if ignore_index is None else ids != ignore_index
+    picked_ids = ids if valid is None else xp.where(valid, ids, 0)
+    if picked_ids.size and (int(picked_ids.min()) < 0 or int(picked_ids.max()) >= n_classes):
+        raise ValueError(f"nll_loss: target ids must lie in [0, {n_classes}), got values from "
+                         f"{int(picked_ids.min())} to {int(picked_ids.max())}")
+    flat = log_probs.reshape(-1, n_classes)                                   # (N, C)
+    losses = -flat[xp.arange(flat.shape[0]), picked_ids.reshape(-1)].reshape(ids.shape)
+    if valid is None:
+        return _reduce(losses, reduction, "nll_loss")
+    losses = ops.where(Tensor._from_array(valid), losses, 0.0)
+    return _reduce(losses, reduction, "nll_loss", count=max(int(valid.sum()), 1))
+
+
+def binary_cross_entropy(p, target, weight=None, reduction="mean"):
+    """-(t log p + (1 - t) log(1 - p)) per element, each log clamped at -100 (PyTorch's);
+    p (probabilities) and target (in [0, 1], may require grad) of one shape.
+    dL/dp = (p - t) / (p (1 - p)),  dL/dt = log(1 - p) - log(p)   (per element)"""
+    p, target = as_tensors([p, target])
+    _check_same_shape("binary_cross_entropy", p, target)
+    if p.size and not bool(((p.data >= 0) & (p.data <= 1)).all()):
+        raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1] "
+                         "(for logits use binary_cross_entropy_with_logits)")
+    losses = BinaryCrossEntropy()(p, target)
+    return _reduce(losses if weight is None else losses * weight, reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(logits, target, weight=None, pos_weight=None, reduction="mean"):
+    """binary_cross_entropy(sigmoid(x), t) computed stably from the logits x:
+        loss = (1 - t) softplus(x) + pos_weight * t * softplus(-x)   (pos_weight 1: softplus(x) - t x)
+    dL/dx = sigmoid(x) - t,  dL/dt = -x   (pos_weight 1; per element)"""
+    logits, target = as_tensors([logits, target])
+    _check_same_shape("binary_cross_entropy_with_logits", logits, target)
+    exact = float("inf")                                     # no threshold: log(1 + e^x) exactly
+    if pos_weight is None:
+        losses = ops.Softplus(1.0, exact)(logits) - target * logits
+    else:
+        losses = ((1.0 - target) * ops.Softplus(1.0, exact)(logits)
+                  + pos_weight * target * ops.Softplus(1.0, exact)(-logits))
+    return _reduce(losses if weight is None else losses * weight, reduction, "binary_cross_entropy_with_logits")

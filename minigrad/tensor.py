@@ -8,7 +8,7 @@ and ``backward`` (autograd.py) follows those links back to the leaves.
 import builtins
 import operator
 
-from . import autograd, backend
+from . import autograd, backend, dtypes
 from .autograd import no_grad  # noqa: F401  (the layers above import grad mode with Tensor)
 
 
@@ -46,11 +46,13 @@ class Tensor:
         if backend.is_array(data):
             array = backend.to_device(data, device)          # no copy when already there
         else:
-            array = backend.numpy.asarray(data)
+            array = _host_array(data)
             if dtype is None and array.dtype == backend.numpy.float64 and not _is_numpy(data):
                 array = array.astype(backend.default_float())    # Python floats -> float32
             if device != "cpu":
                 array = backend.to_device(array, device)
+        if array.dtype.kind not in "biufc":
+            raise TypeError(f"tensor: expected numbers, got an array of {array.dtype}")
         if dtype is not None:
             array = array.astype(backend.as_dtype(dtype), copy=False)
         self.data = array
@@ -94,6 +96,8 @@ class Tensor:
         self._version_box[0] = value
 
     def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor (it has no first axis; use .item() or .size)")
         return len(self.data)
 
     def __iter__(self):
@@ -215,6 +219,10 @@ class Tensor:
     def __rpow__(self, other): return _ops.Pow()(other, self)
     def __matmul__(self, other): return _ops.matmul(self, other)
     def __rmatmul__(self, other): return _ops.matmul(other, self)
+    def __floordiv__(self, other): return _ops.FloorDivide()(self, other)
+    def __rfloordiv__(self, other): return _ops.FloorDivide()(other, self)
+    def __mod__(self, other): return _ops.Remainder()(self, other)
+    def __rmod__(self, other): return _ops.Remainder()(other, self)
     def __neg__(self): return _ops.Neg()(self)
     def __abs__(self): return _ops.Abs()(self)
 
@@ -275,13 +283,22 @@ class Tensor:
 
     # ---- elementwise functions
     def exp(self): return _ops.Exp()(self)
+    def exp2(self): return _ops.Exp2()(self)
     def log(self): return _ops.Log()(self)
+    def log2(self): return _ops.Log2()(self)
     def sqrt(self): return _ops.Sqrt()(self)
+    def rsqrt(self): return _ops.Rsqrt()(self)
+    def sin(self): return _ops.Sin()(self)
+    def cos(self): return _ops.Cos()(self)
     def abs(self): return _ops.Abs()(self)
-    def sign(self): return _ops.Sign()(self)
     def tanh(self): return _ops.Tanh()(self)
     def sigmoid(self): return _ops.Sigmoid()(self)
     def relu(self): return _ops.Relu()(self)
+    # step functions: differentiable with gradient 0
+    def sign(self): return _ops.Sign()(self)
+    def floor(self): return _ops.Floor()(self)
+    def ceil(self): return _ops.Ceil()(self)
+    def round(self, decimals=0): return _ops.Round(decimals)(self)
 
     def clip(self, lo=None, hi=None):
         """min(max(self, lo), hi); either bound may be None."""
@@ -293,13 +310,29 @@ class Tensor:
         """Where mask is True put `value`, elsewhere keep self (mask broadcasts)."""
         return _ops.where(mask, value, self)
 
-    # ---- reductions
+    def clone(self):
+        """A copy with its own memory; gradients flow back to self."""
+        return _ops.Clone()(self)
+
+    # ---- reductions (axis: None for all, an int, or a tuple; never wrapped)
     def sum(self, axis=None, keepdims=False): return _ops.Sum(axis, keepdims)(self)
+    def mean(self, axis=None, keepdims=False): return _ops.Mean(axis, keepdims)(self)
+    def prod(self, axis=None, keepdims=False): return _ops.Prod(axis, keepdims)(self)
     def max(self, axis=None, keepdims=False): return _ops.Max(axis, keepdims)(self)
     def min(self, axis=None, keepdims=False): return _ops.Min(axis, keepdims)(self)
-    def mean(self, axis=None, keepdims=False): return _ops.mean(self, axis, keepdims)
-    def var(self, axis=None, keepdims=False): return _ops.var(self, axis, keepdims)
+    def logsumexp(self, axis=None, keepdims=False): return _ops.LogSumExp(axis, keepdims)(self)
     def argmax(self, axis=None, keepdims=False): return _ops.argmax(self, axis, keepdims)
+    def argmin(self, axis=None, keepdims=False): return _ops.argmin(self, axis, keepdims)
+    def any(self, axis=None, keepdims=False): return _ops.any_(self, axis, keepdims)
+    def all(self, axis=None, keepdims=False): return _ops.all_(self, axis, keepdims)
+    def cumsum(self, axis): return _ops.CumSum(axis)(self)
+
+    def var(self, axis=None, keepdims=False, correction=0):
+        """Variance dividing by n - correction (default 0: biased, as API.md says)."""
+        return _ops.var(self, axis, keepdims, correction)
+
+    def std(self, axis=None, keepdims=False, correction=0):
+        return _ops.std(self, axis, keepdims, correction)
 
     # ---- shapes
     def reshape(self, *shape):
@@ -316,18 +349,30 @@ class Tensor:
     def T(self):
         return _ops.Transpose(None)(self)
 
-    def swapaxes(self, a, b):
-        axes = list(range(self.ndim))
-        axes[a], axes[b] = axes[b], axes[a]
-        return _ops.Transpose(tuple(axes))(self)
-
+    def swapaxes(self, a, b): return _ops.swapaxes(self, a, b)
     def unsqueeze(self, axis): return _ops.unsqueeze(self, axis)
     def squeeze(self, axis=None): return _ops.squeeze(self, axis)
-    def flatten(self, start=0): return self.reshape(self.shape[:start] + (-1,))
+    def flatten(self, start_dim=0, end_dim=-1): return _ops.flatten(self, start_dim, end_dim)
+    def unflatten(self, axis, sizes): return _ops.unflatten(self, axis, sizes)
     def broadcast_to(self, *shape): return _ops.broadcast_to(self, _shape_arguments(shape))
+    def expand(self, *shape): return _ops.expand(self, _shape_arguments(shape))
+    def repeat(self, *reps): return _ops.repeat(self, _shape_arguments(reps))
+    def repeat_interleave(self, repeats, axis=None): return _ops.repeat_interleave(self, repeats, axis)
+    def flip(self, *axes): return _ops.flip(self, _shape_arguments(axes))
+    def roll(self, shifts, axes=None): return _ops.roll(self, shifts, axes)
+    def tril(self, k=0): return _ops.triangle(self, k, lower=True)
+    def triu(self, k=0): return _ops.triangle(self, k, lower=False)
+    def split(self, size_or_sizes, axis=0): return _ops.split(self, size_or_sizes, axis)
+    def chunk(self, chunks, axis=0): return _ops.chunk(self, chunks, axis)
 
+    # ---- indexing and orderings
     def __getitem__(self, index):
-        return _ops.GetItem(_ops.device_index(index, self.device))(self)
+        return _ops.getitem(self, index)
+
+    def gather(self, axis, index): return _ops.gather(self, axis, index)
+    def scatter_add(self, axis, index, src): return _ops.scatter_add(self, axis, index, src)
+    def sort(self, axis=-1, descending=False): return _ops.sort(self, axis, descending)
+    def topk(self, k, axis=-1, largest=True): return _ops.topk(self, k, axis, largest)
 
 
 class _HookHandle:
@@ -348,6 +393,27 @@ _new_object = object.__new__
 
 def _is_numpy(value):
     return isinstance(value, (backend.numpy.ndarray, backend.numpy.generic))
+
+
+def _host_array(data):
+    """A number or nested list of numbers as a numpy array; anything else is an error
+    naming what came (numpy would make an array of objects or strings that fails later)."""
+    try:
+        array = backend.numpy.asarray(data)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"tensor: cannot make a tensor from {_describe(data)}: {exc}") from None
+    if array.dtype.kind == "O" and all(type(v) is int for v in array.reshape(-1).tolist()):
+        raise OverflowError(f"tensor: {_describe(data)} holds an integer outside int64's range "
+                            f"(-2**63 to 2**63 - 1)")
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"tensor: expected a number, a nested list of numbers or an array, "
+                        f"got {_describe(data)}")
+    return array
+
+
+def _describe(data):
+    text = repr(data)
+    return f"{type(data).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
 def _shape_arguments(shape):
@@ -381,19 +447,49 @@ def as_array(value, device=None):
 
 
 def as_tensors(values):
-    """An op's inputs as Tensors: numbers and arrays become constants on the device of
-    the first Tensor among them, numbers taking its float dtype (2 * float32 stays float32)."""
+    """An op's inputs as Tensors. Arrays and lists become constant Tensors on the device
+    of the first Tensor among them; numbers become 0-d constants of the dtype that
+    dtypes.py's rule 3 gives them (int32 * 2 stays int32, float16 + 0.5 stays float16)."""
     for value in values:
         if not isinstance(value, Tensor):
             break
     else:
         return values
-    like = None
+    arrays, only_numbers = [], True
     for value in values:
         if isinstance(value, Tensor):
-            like = value
-            break
-    return [v if isinstance(v, Tensor) else _constant(v, like) for v in values]
+            arrays.append(value.data)
+        elif not dtypes.is_number(value):
+            only_numbers = False
+    if not only_numbers:          # arrays and lists: constant tensors beside the first Tensor
+        device = backend.device_of(arrays[0]) if arrays else None
+        values = [v if isinstance(v, Tensor) or dtypes.is_number(v) else Tensor(v, device=device) for v in values]
+        arrays = [v.data for v in values if isinstance(v, Tensor)]
+    if not arrays:
+        dtype, xp = None, backend.xp_for(None)
+    else:
+        dtype = arrays[0].dtype if len(arrays) == 1 else dtypes.result_type(arrays)
+        xp = backend.get_array_module(arrays[0])
+    return [v if isinstance(v, Tensor) else _number(v, dtype, xp) for v in values]
+
+
+def _number(value, tensors_dtype, xp):
+    dtype = dtypes.number_dtype(value, tensors_dtype)
+    try:
+        return Tensor._from_array(xp.asarray(value, dtype=dtype))
+    except OverflowError:
+        raise OverflowError(f"the number {value} does not fit in {dtype}, the dtype of the tensor it meets "
+                            f"(a number never widens a tensor: convert the tensor with .astype first)") from None
+
+
+def conform_inputs(function, inputs):
+    """An op's inputs on one device and of one dtype, by dtypes.py's rules: an input of
+    another dtype is cast by a recorded Cast, so its gradient comes back in its own dtype."""
+    check_same_device(type(function).__name__, inputs)
+    dtype = dtypes.result_type([x.data for x in inputs])
+    if function.float_valued and dtype.kind in "biu":
+        dtype = dtypes.numpy.dtype(backend.default_float())
+    return [x if x.data.dtype == dtype else _ops.Cast(dtype)(x) for x in inputs]
 
 
 def check_same_device(name, tensors):
@@ -403,14 +499,6 @@ def check_same_device(name, tensors):
         detail = ", ".join(f"{tuple(x.shape)} on {x.device}" for x in tensors)
         raise RuntimeError(f"{name}: tensors are on different devices (cpu and cuda): {detail}; "
                            f"move them with .to(device) first")
-
-
-def _constant(value, like):
-    if like is None:
-        return Tensor(value)
-    if isinstance(value, (builtins.bool, int, builtins.float)) and like.data.dtype.kind in "fc":
-        return Tensor._from_array(backend.get_array_module(like.data).asarray(value, dtype=like.data.dtype))
-    return Tensor(value, device=like.device)
 
 
 # The ops build on Tensor (above), so they are imported last.

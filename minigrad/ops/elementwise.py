@@ -6,7 +6,6 @@ operations. Inputs broadcast against each other as in numpy; the engine sums eac
 gradient back to its input's shape, so the rules below are the plain calculus.
 """
 import math
-import operator
 
 from .. import backend
 from ..autograd import Function
@@ -52,6 +51,7 @@ class Mul(Function):
 
 class Div(Function):
     """y = a / b.   dL/da = g / b,  dL/db = -g * a / b^2 = -g * y / b"""
+    float_valued = True
 
     def forward(self, a, b):
         y = a / b
@@ -62,6 +62,28 @@ class Div(Function):
         b, y = self.saved_tensors
         grad_a = g / b
         return grad_a, -grad_a * y if self.needs_input_grad[1] else None
+
+
+class Maximum(Function):
+    """y = max(a, b) elementwise.   dL/da = g where a > b, dL/db = g where b > a; at a tie
+    each gets g / 2 (as PyTorch: the subgradient halfway between the two sides)."""
+    pick = "maximum"
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return getattr(xp_of(a), self.pick)(a, b)
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        winner = (a.data > b.data) if self.pick == "maximum" else (a.data < b.data)
+        share_a = Tensor._from_array((winner + 0.5 * (a.data == b.data)).astype(g.dtype))
+        return g * share_a, g * (1.0 - share_a)
+
+
+class Minimum(Maximum):
+    """y = min(a, b) elementwise.   dL/da = g where a < b, dL/db = g where b < a; g / 2 each
+    at a tie."""
+    pick = "minimum"
 
 
 class Neg(Function):
@@ -76,8 +98,10 @@ class Neg(Function):
 
 class Pow(Function):
     """y = a ** b.   dL/da = g * b * a^(b-1),  dL/db = g * y * log(a)
+    At a = 0 the formulas meet 0 * inf; as PyTorch, dL/da is 0 where b == 0 (a^0 is
+    constant) and dL/db is 0 where a == 0 and b >= 0 (the limit of y log a).
     (dL/db is only formed when b needs a gradient: log(a) of a negative base is NaN,
-    and x ** 2 with a constant 2 is the common case)."""
+    and x ** 2 with a constant 2 is the common case.)"""
 
     def forward(self, a, b):
         y = a ** b
@@ -87,13 +111,20 @@ class Pow(Function):
     def backward(self, g):
         a, b, y = self.saved_tensors
         needs_a, needs_b = self.needs_input_grad
-        return (g * b * a ** (b - 1) if needs_a else None,
-                g * y * a.log() if needs_b else None)
+        grad_a = grad_b = None
+        if needs_a:
+            grad_a = g * b * a ** (b - 1)
+            if b.ndim or needs_b or b.item() == 0:      # x ** 2: a constant nonzero power needs no mask
+                grad_a = where(b == 0, 0.0, grad_a)
+        if needs_b:
+            grad_b = where((a == 0) & (b >= 0), 0.0, g * y * a.log())
+        return grad_a, grad_b
 
 
 # --------------------------------------------------------------------------- functions of one variable
 class Exp(Function):
     """y = exp(x).   dL/dx = g * y"""
+    float_valued = True
 
     def forward(self, x):
         y = xp_of(x).exp(x)
@@ -107,6 +138,7 @@ class Exp(Function):
 
 class Log(Function):
     """y = log(x).   dL/dx = g / x"""
+    float_valued = True
 
     def forward(self, x):
         self.save_for_backward(x)
@@ -119,6 +151,7 @@ class Log(Function):
 
 class Sqrt(Function):
     """y = sqrt(x).   dL/dx = g / (2 y)"""
+    float_valued = True
 
     def forward(self, x):
         y = xp_of(x).sqrt(x)
@@ -152,8 +185,102 @@ class Sign(Function):
         return g * 0.0
 
 
+class Floor(Sign):
+    """y = floor(x), the largest integer <= x.   dL/dx = 0 (flat between the steps)
+    Integer tensors are returned as they are."""
+
+    def forward(self, x):
+        return xp_of(x).floor(x) if x.dtype.kind in "fc" else x.copy()
+
+
+class Ceil(Sign):
+    """y = ceil(x), the smallest integer >= x.   dL/dx = 0 (flat between the steps)"""
+
+    def forward(self, x):
+        return xp_of(x).ceil(x) if x.dtype.kind in "fc" else x.copy()
+
+
+class Round(Sign):
+    """y = x rounded to `decimals` places, halves to even (2.5 -> 2, as PyTorch and numpy).
+    dL/dx = 0 (flat between the steps)"""
+
+    def __init__(self, decimals=0):
+        self.decimals = decimals
+
+    def forward(self, x):
+        return xp_of(x).round(x, self.decimals) if x.dtype.kind in "fc" else x.copy()
+
+
+class Sin(Function):
+    """y = sin(x).   dL/dx = g * cos(x)"""
+    float_valued = True
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return xp_of(x).sin(x)
+
+    def backward(self, g):
+        x, = self.saved_tensors
+        return g * x.cos()
+
+
+class Cos(Function):
+    """y = cos(x).   dL/dx = -g * sin(x)"""
+    float_valued = True
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return xp_of(x).cos(x)
+
+    def backward(self, g):
+        x, = self.saved_tensors
+        return -g * x.sin()
+
+
+class Rsqrt(Function):
+    """y = 1 / sqrt(x).   dL/dx = -g / (2 x^(3/2)) = -0.5 * g * y^3"""
+    float_valued = True
+
+    def forward(self, x):
+        y = 1.0 / xp_of(x).sqrt(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, g):
+        y, = self.saved_tensors
+        return -0.5 * g * y * y * y
+
+
+class Log2(Function):
+    """y = log2(x) = ln(x) / ln(2).   dL/dx = g / (x ln 2)"""
+    float_valued = True
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return xp_of(x).log2(x)
+
+    def backward(self, g):
+        x, = self.saved_tensors
+        return g / (x * math.log(2.0))
+
+
+class Exp2(Function):
+    """y = 2^x.   dL/dx = g * y * ln 2"""
+    float_valued = True
+
+    def forward(self, x):
+        y = xp_of(x).exp2(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, g):
+        y, = self.saved_tensors
+        return g * y * math.log(2.0)
+
+
 class Tanh(Function):
     """y = tanh(x).   dL/dx = g * (1 - y^2)"""
+    float_valued = True
 
     def forward(self, x):
         y = xp_of(x).tanh(x)
@@ -174,6 +301,7 @@ class Tanh(Function):
 class Sigmoid(Function):
     """y = 1 / (1 + exp(-x)).   dL/dx = g * y * (1 - y)
     Computed as 0.5 * (1 + tanh(x / 2)), which never overflows."""
+    float_valued = True
 
     def forward(self, x):
         y = 0.5 * (xp_of(x).tanh(0.5 * x) + 1.0)
@@ -203,6 +331,7 @@ class Relu(Function):
 
 class Erf(Function):
     """y = erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt.   dL/dx = g * 2/sqrt(pi) * exp(-x^2)"""
+    float_valued = True
 
     def forward(self, x):
         self.save_for_backward(x)
@@ -251,38 +380,18 @@ class Where(Function):
 
 def where(cond, a, b):
     """mg.where(cond, a, b): elementwise choice; gradients flow to a and b, not cond.
-    A plain number on one side takes the other side's float dtype."""
-    anchor = next((t for t in (a, b, cond) if isinstance(t, Tensor)), None)
-    a, b = as_tensors([a, b]) if anchor is not None else (Tensor(a), Tensor(b))
-    cond = cond if isinstance(cond, Tensor) else Tensor(cond, device=a.device)
-    if a.dtype != b.dtype and a.dtype.kind in "fc" and b.dtype.kind in "fc":
-        if not a.requires_grad and a.ndim == 0:
-            a = a.astype(b.dtype)
-        elif not b.requires_grad and b.ndim == 0:
-            b = b.astype(a.dtype)
-    if cond.device != a.device:
-        raise RuntimeError(f"where: condition is on {cond.device} but values are on {a.device}")
+    a and b meet at one dtype by the usual promotion (a number takes the other side's
+    dtype: mg.where(m, x, 0.0) keeps x's)."""
+    cond, a, b = as_tensors([cond, a, b])
+    check_same_device("where", [cond, a, b])
     return Where(cond.data.astype(bool, copy=False))(a, b)
 
 
-# --------------------------------------------------------------------------- comparisons and logic
-_COMPARISONS = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge,
-                "eq": operator.eq, "ne": operator.ne, "and": operator.and_, "or": operator.or_,
-                "xor": operator.xor}
+def maximum(a, b):
+    """mg.maximum(a, b): the larger of a and b elementwise (they broadcast)."""
+    return Maximum()(a, b)
 
 
-def compare(name, a, b):
-    """a < b, a == b, a & b, ... elementwise: a boolean (or integer) tensor, outside the graph."""
-    a, b = as_tensors([a, b])
-    check_same_device(name, [a, b])
-    try:
-        return Tensor._from_array(_COMPARISONS[name](a.data, b.data))
-    except TypeError as exc:
-        raise TypeError(f"{name}: cannot combine {a.dtype} and {b.dtype}: {exc}") from None
-
-
-def logical_not(x):
-    """~x: elementwise not for booleans (bitwise not for integers), outside the graph."""
-    if x.dtype.kind == "f":
-        raise TypeError(f"~ (logical not) needs a boolean or integer tensor, got {x.dtype}")
-    return Tensor._from_array(~x.data)
+def minimum(a, b):
+    """mg.minimum(a, b): the smaller of a and b elementwise (they broadcast)."""
+    return Minimum()(a, b)
