@@ -21,6 +21,7 @@ from .creation import (zeros, ones, randn, rand, arange, zeros_like, ones_like, 
                        full, full_like, eye, linspace, randint, from_numpy)
 from .ops import (concatenate, stack, where, maximum, minimum, einsum,
                   isnan, isinf, isfinite, isclose, allclose)
+from .anomaly import detect_anomaly, AnomalyError
 from .tools import gradcheck
 from .io import save, load
 from .tools import viz

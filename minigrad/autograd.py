@@ -28,6 +28,7 @@ from . import backend
 # --------------------------------------------------------------------------- grad mode
 class _GradMode:
     enabled = True      # one switch for the process: is a graph recorded?
+    anomaly = None      # while mg.detect_anomaly() is on: its checker (anomaly.py)
 
 
 def is_grad_enabled():
@@ -111,6 +112,8 @@ class Function:
             if self.to_save:
                 self.saved, self.saved_versions = saved.pack(self, self.to_save, inputs, arrays, result, output)
                 self.to_save = ()
+        if _GradMode.anomaly is not None:
+            _GradMode.anomaly.forward(self, inputs, output)
         return output
 
     def save_for_backward(self, *arrays):
@@ -202,6 +205,8 @@ def run_backward(roots, root_grads, create_graph=False, retain_graph=False, deli
             if id(function) in capture:
                 captured[id(function)] = grad
             input_grads = function._input_grads(grad, create_graph)
+            if _GradMode.anomaly is not None:
+                _GradMode.anomaly.backward(function, grad, input_grads)
             if not retain_graph:
                 function.release()
             arriving = [(node, g if g.shape == shape else sum_to(g, shape))
