@@ -1,18 +1,24 @@
-"""List the lessons, or run one by its number.
+"""List the lessons, run one by its number, or grade the exercises.
 
     python lessons                  # the list: number, title, typical run time
     python lessons 7                # runs lessons/07_transformer_translation.py
     python lessons 7 --quick        # arguments after the number go to the lesson
+    python lessons check            # grades every exercise in lessons/exercises/
+    python lessons check adam       # grades one (or several) by name
+    python lessons check --solutions    # grades the reference solutions instead
 
 A lesson runs in a fresh process with the same Python, from wherever you ran this;
-its exit code becomes this command's exit code.
+its exit code becomes this command's exit code. `check` exits with 0 when every
+exercise it graded passes, 1 when one fails or is not written yet.
 """
+import argparse
 import ast
 import subprocess
 import sys
 from pathlib import Path
 
 LESSONS_DIR = Path(__file__).resolve().parent
+EXERCISES_DIR = LESSONS_DIR / "exercises"
 
 # Wall-clock on a shared 2-core CPU machine (see lessons/README.md): full run, --quick run.
 TYPICAL_TIME = {
@@ -44,6 +50,43 @@ def print_list(found):
     for number, path in found.items():
         full, quick = TYPICAL_TIME.get(number, ("?", "?"))
         print(f"  {number:>2}  {full:>7}  {quick:>7}  {title(path)}   [{path.name}]")
+    print("\nexercises: write backward passes yourself in lessons/exercises/, then: python lessons check [name]")
+
+
+def check(argv):
+    """python lessons check [name ...] [--solutions | --dir DIR]: grade exercises, print a report."""
+    if str(LESSONS_DIR) not in sys.path:
+        sys.path.insert(0, str(LESSONS_DIR))           # the exercises import each other as exercises.*
+    from exercises import checks
+    parser = argparse.ArgumentParser(prog="python lessons check",
+                                     description="Grade the exercises in lessons/exercises/ against minigrad.")
+    parser.add_argument("names", nargs="*", metavar="name",
+                        help=f"exercises to grade (default: all): {', '.join(checks.EXERCISES)}")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--solutions", action="store_true", help="grade the reference solutions instead")
+    where.add_argument("--dir", type=Path, help="grade the exercise files in this folder instead")
+    options = parser.parse_args(argv)
+    unknown = [name for name in options.names if name not in checks.EXERCISES]
+    if unknown:
+        print(f"lessons check: no exercise {unknown[0]!r}; the exercises are {', '.join(checks.EXERCISES)}",
+              file=sys.stderr)
+        return 2
+    folder = EXERCISES_DIR / "solutions" if options.solutions else options.dir or EXERCISES_DIR
+    results = checks.check(options.names or list(checks.EXERCISES), folder)
+    print(f"Grading the exercises in {checks.shown(str(folder))}: each answer against minigrad's, on cases "
+          f"that mg.gradcheck first confirms by central differences\n")
+    for result in results:
+        first, *rest = result.message.splitlines()
+        print(f"  {result.status}  {result.name:14s} {first}")
+        for line in rest:
+            print(f"        {line}")
+    passed = sum(result.passed for result in results)
+    todo = sum(result.status == "TODO" for result in results)
+    print(f"\n{passed} of {len(results)} pass" + (f"; {todo} not written yet" if todo else ""))
+    if todo:
+        print("To do one: open its file, read the math at the top, replace `raise NotImplementedError(...)`\n"
+              "with your code and run `python lessons check NAME` again.")
+    return 0 if passed == len(results) else 1
 
 
 def main(argv):
@@ -54,6 +97,8 @@ def main(argv):
     if argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
+    if argv[0] == "check":
+        return check(argv[1:])
     try:
         number = int(argv[0])
     except ValueError:

@@ -24,6 +24,7 @@ LESSONS_DIR = ROOT / "lessons"
 
 # lesson file -> files it must write into its output folder
 EXPECTED_OUTPUTS = {
+    "00_build_the_engine.py": ["training.png"],
     "01_autograd.py": ["graph.dot", "graph.png", "tanh_derivative.png"],
     "02_neuron_gradient_descent.py": ["fit.png", "descent.png"],
     "03_mlp.py": ["decision_boundary.png", "loss.png"],
@@ -42,7 +43,7 @@ EXPECTED_OUTPUTS = {
 }
 
 # lessons that train: their output must report the first and the last loss
-TRAINING_LESSONS = {"02_neuron_gradient_descent.py", "03_mlp.py", "04_optimizers.py",
+TRAINING_LESSONS = {"00_build_the_engine.py", "02_neuron_gradient_descent.py", "03_mlp.py", "04_optimizers.py",
                     "07_transformer_translation.py", "08_gpt.py", "09_bert.py", "10_bert_mlm_finetune.py",
                     "11_resnet_digits.py", "12_gpu.py", "13_size_interpretability_resources.py",
                     "14_data_parallel.py"}
@@ -161,7 +162,21 @@ def test_lesson_uses_only_the_public_api(name):
     tree = ast.parse(source)
     assert ast.get_docstring(tree), f"{name} needs a header docstring (what it teaches, what to read)"
     assert "Read alongside" in ast.get_docstring(tree), f"{name}: the docstring should list files to read"
-    stdlib = set(sys.stdlib_module_names)
+    check_public_imports(name, tree)
+
+
+EXERCISE_FILES = sorted(str(path.relative_to(LESSONS_DIR)) for path in (LESSONS_DIR / "exercises").rglob("*.py"))
+
+
+@pytest.mark.parametrize("name", EXERCISE_FILES)
+def test_exercise_and_grader_use_only_the_public_api(name):
+    """The exercises, their solutions and the grader are course material too (they may
+    also import each other, as exercises.*)."""
+    check_public_imports(name, ast.parse((LESSONS_DIR / name).read_text(encoding="utf-8")), also=("exercises",))
+
+
+def check_public_imports(name, tree, also=()):
+    stdlib = set(sys.stdlib_module_names) | set(also)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -224,10 +239,61 @@ def test_runner_propagates_a_lessons_exit_code():
     assert "--no-such-option" in result.stderr
 
 
-@pytest.mark.parametrize("bad", ["99", "0", "seven"])
+@pytest.mark.parametrize("bad", ["99", "-1", "seven"])
 def test_runner_rejects_an_unknown_lesson_and_lists_the_valid_numbers(bad):
     result = run_runner(bad)
     assert result.returncode == 2
     assert f"no lesson {bad!r}" in result.stderr
     valid = ", ".join(str(int(name[:2])) for name in sorted(EXPECTED_OUTPUTS))
     assert f"valid numbers are {valid}" in result.stderr
+
+
+def test_runner_runs_lesson_zero_by_number(tmp_path):
+    out = tmp_path / "zero"
+    result = run_runner("0", "--quick", "--out", str(out))
+    check_run(result, "00_build_the_engine.py", out)
+
+
+# --------------------------------------------------------------------------- the runner: python lessons check
+def test_check_passes_the_reference_solutions():
+    """What CI runs: every reference solution passes its exercise's checks."""
+    result = run_runner("check", "--solutions")
+    assert result.returncode == 0, result.stdout + result.stderr
+    graded = re.findall(r"^\s+PASS\s+(\w+)", result.stdout, flags=re.MULTILINE)
+    exercises = sorted(path.stem for path in (LESSONS_DIR / "exercises").glob("*.py")
+                       if path.stem not in ("__init__", "grading", "checks"))
+    assert sorted(graded) == exercises
+    assert f"{len(exercises)} of {len(exercises)} pass" in result.stdout
+
+
+def test_check_reports_the_blank_exercises_as_not_written_and_fails():
+    result = run_runner("check")
+    assert result.returncode == 1
+    assert "TODO  layer_norm" in result.stdout and "layer_norm_backward in lessons/exercises/layer_norm.py" \
+        in result.stdout
+    assert "0 of " in result.stdout and "not written yet" in result.stdout and "python lessons check NAME" \
+        in result.stdout
+
+
+def test_check_grades_only_the_named_exercises():
+    result = run_runner("check", "adam", "softmax", "--solutions")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.findall(r"^\s+PASS\s+(\w+)", result.stdout, flags=re.MULTILINE) == ["adam", "softmax"]
+
+
+def test_check_grades_a_folder_and_shows_what_is_wrong(tmp_path):
+    solution = (LESSONS_DIR / "exercises" / "solutions" / "cross_entropy.py").read_text(encoding="utf-8")
+    (tmp_path / "cross_entropy.py").write_text(solution.replace("return probs / n", "return probs"))
+    result = run_runner("check", "cross_entropy", "--dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "FAIL  cross_entropy" in result.stdout and "at index" in result.stdout and "divide by N" in result.stdout
+
+
+def test_check_rejects_an_unknown_exercise_and_lists_the_names():
+    result = run_runner("check", "backprop")
+    assert result.returncode == 2
+    assert "no exercise 'backprop'" in result.stderr and "cross_entropy" in result.stderr
+
+
+def test_the_list_points_to_the_exercises():
+    assert "python lessons check" in run_runner().stdout
