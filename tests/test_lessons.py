@@ -40,13 +40,15 @@ EXPECTED_OUTPUTS = {
     "13_size_interpretability_resources.py": ["scaling.png", "saliency_digits.png", "attention_saliency.png",
                                               "precision.png"],
     "14_data_parallel.py": ["ring_allreduce.png", "data_parallel.png", "checkpoint.safetensors"],
+    "15_training_diagnostics.py": ["first_loss.png", "layer_statistics.png", "init_sweep.png", "update_ratio.png",
+                                   "overfitting.png"],
 }
 
 # lessons that train: their output must report the first and the last loss
 TRAINING_LESSONS = {"00_build_the_engine.py", "02_neuron_gradient_descent.py", "03_mlp.py", "04_optimizers.py",
                     "07_transformer_translation.py", "08_gpt.py", "09_bert.py", "10_bert_mlm_finetune.py",
                     "11_resnet_digits.py", "12_gpu.py", "13_size_interpretability_resources.py",
-                    "14_data_parallel.py"}
+                    "14_data_parallel.py", "15_training_diagnostics.py"}
 
 # lessons that use the pretrained BERT when installed take --tiny to use a tiny random one
 TINY_LESSONS = ("09_bert.py", "10_bert_mlm_finetune.py", "13_size_interpretability_resources.py")
