@@ -9,7 +9,8 @@ fused ops (minigrad/ops/composite.py), each tested equal to its composed form.
 import math
 
 from . import backend, ops
-from .ops.composite import GeluOp, LayerNormOp, LogSoftmaxOp, SoftmaxOp
+from .ops.composite import (AttentionOp, CrossEntropyOp, GeluOp, LayerNormOp, LogSoftmaxOp, SoftmaxOp,
+                             attention_weights_composed)
 from .ops.losses import BinaryCrossEntropy
 from .ops.shape import normalize_axis
 from .ops.image import adaptive_avg_pool2d, avg_pool2d, batch_norm, conv2d, max_pool2d  # noqa: F401  (images)
@@ -107,19 +108,26 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     With smoothing e the target distribution is q = (1 - e) onehot(target) + e / C
     (PyTorch's definition), and with log p = log_softmax(logits)
         loss = -sum_c q_c log p_c = -(1 - e) log p_target - (e / C) sum_c log p_c
-    Positions whose target is ignore_index contribute nothing, and "mean" divides by
-    the number of the other positions (as PyTorch does; if all are ignored the mean
-    is 0, where PyTorch gives nan).
-    dL/dlogits = softmax(logits) - q per position (times its weight in the reduction).
+    Positions whose target is ignore_index contribute nothing, whatever their logits
+    (inf and NaN included: they are selected away, not multiplied by 0); "none" gives 0
+    there, and "mean" divides by the number of the other positions (as PyTorch does; if
+    all are ignored the mean is 0, where PyTorch gives nan). Class ids go through one
+    fused op (ops.composite.CrossEntropyOp); probability targets are differentiable.
+    dL/dlogits = softmax(logits) - q per position (times its weight in the reduction);
+    dL/dtarget_c = -(1 - e) log p_c for probability targets.
     """
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f'cross_entropy: reduction must be "mean", "sum" or "none", got {reduction!r}')
     xp = backend.get_array_module(logits.data)
     n_classes = logits.shape[-1]
-    log_probs = log_softmax(logits, axis=-1)
     target_data = as_array(target, logits.device)
     if target_data.dtype.kind == "f" and target_data.shape == logits.shape:
-        probs = Tensor(target_data.astype(logits.dtype))
+        probs = target if isinstance(target, Tensor) else Tensor(target_data)
+        if probs.dtype != logits.dtype:
+            probs = probs.astype(logits.dtype)
+        log_probs = log_softmax(logits, axis=-1)
         per_position = -(log_probs * probs).sum(axis=-1)
         if label_smoothing:
             per_position = ((1 - label_smoothing) * per_position
@@ -136,71 +144,81 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n_classes):
         raise ValueError(f"cross_entropy: target ids must lie in [0, {n_classes}), "
                          f"got values from {int(ids.min())} to {int(ids.max())}")
-    # pick log p_target by integer indexing: no (N, C) one-hot is ever built
-    flat = log_probs.reshape(-1, n_classes)                                  # (N, C)
-    picked = flat[xp.arange(flat.shape[0]), ids.reshape(-1)]                # (N,)
-    per_position = -(1.0 - label_smoothing) * picked if label_smoothing else -picked
-    if label_smoothing:
-        per_position = per_position - (label_smoothing / n_classes) * flat.sum(axis=-1)
-    per_position = per_position.reshape(target_data.shape)
-    if valid is None:
-        return _reduce(per_position, reduction, "cross_entropy")
-    per_position = per_position * Tensor(valid.astype(logits.dtype))
-    return _reduce(per_position, reduction, "cross_entropy", count=max(int(valid.sum()), 1))
+    flat_valid = None if valid is None else valid.reshape(-1)
+    per_position = CrossEntropyOp(ids.reshape(-1), flat_valid, label_smoothing)(
+        logits.reshape(-1, n_classes)).reshape(target_data.shape)
+    count = None if valid is None else max(int(valid.sum()), 1)
+    return _reduce(per_position, reduction, "cross_entropy", count=count)
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, return_weights=False, training=True):
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, return_weights=False, training=True,
+                                 is_causal=False):
     """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V.
 
     q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v) -> (..., Tq, d_v); the
     leading axes broadcast (heads and batch).
     mask: boolean or 0/1 (array, list or Tensor), broadcastable to (..., Tq, Tk);
-    True/1 = may attend. A query that may attend to nothing gets all-zero weights,
-    so a zero output and finite (zero) gradients, where a -inf fill would give NaN.
+    True/1 = may attend. An additive float mask (0 / -inf, PyTorch's other convention)
+    is an error: pass a boolean mask. is_causal=True adds the causal mask (query t sees
+    keys <= t; with Tk > Tq the queries are the last Tq positions).
+    A query that may attend to nothing gets all-zero weights, so a zero output and
+    finite (zero) gradients, where a -inf fill would give NaN.
     dropout_p: dropout on the weights (only when `training`; PyTorch's function has
     no `training` flag and always drops when dropout_p > 0).
     return_weights=True returns (output, weights) with weights (..., Tq, Tk) the
     ones that multiplied V (after dropout, as in PyTorch's MultiheadAttention), so
     output == weights @ v always.
 
-    Gradients flow to q, k and v through the ops below; the masked scores get none.
+    Without dropout and weights this is one fused op (ops.composite.AttentionOp), which
+    never holds every head's (Tq, Tk) weights at once; otherwise the steps below, with
+    the weights as a Tensor.
     """
     d_k = q.shape[-1]
     if k.shape[-1] != d_k or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape}, v {v.shape}: "
                          f"need q and k to share d_k and k and v to share Tk")
-    # step 1: similarity of every query with every key, (..., Tq, Tk)
-    scores = q @ k.swapaxes(-1, -2)
-    # step 2: scale, so the scores' variance does not grow with d_k (for unit-variance
-    # q and k, q.k sums d_k products and has variance d_k; softmax would saturate)
-    scores = scores * (1.0 / math.sqrt(d_k))
-    row_may_attend = None
+    scores_shape = backend.numpy.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
+    allowed = attention_mask(mask, scores_shape, q.device, is_causal)
+    dropping = bool(dropout_p) and training
+    if not return_weights and not dropping:
+        if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
+            q, k, v = (x.broadcast_to(scores_shape[:-2] + x.shape[-2:]) for x in (q, k, v))
+        return AttentionOp(allowed)(q, k, v)
+    # step 1: similarity of every query with every key, scaled so that the scores' variance
+    # does not grow with d_k (for unit-variance q and k, q.k has variance d_k; softmax would
+    # saturate); step 2: normalise each query's scores into weights that sum to 1 over the keys
+    weights = attention_weights_composed(q, k, allowed)
+    if dropping:
+        weights = dropout(weights, dropout_p, training)
+    # step 3: each output is the weighted average of the values
+    output = weights @ v
+    return (output, weights) if return_weights else output
+
+
+def attention_mask(mask, scores_shape, device, is_causal=False):
+    """The boolean array (True = may attend) for a mask argument, checked against the scores'
+    shape (..., Tq, Tk); None when nothing is masked."""
+    xp = backend.xp_for(device)
+    allowed = None
     if mask is not None:
-        xp = backend.get_array_module(scores.data)
-        allowed = as_array(mask, scores.device).astype(bool, copy=False)
+        data = as_array(mask, device)
+        if data.dtype.kind == "f" and bool(((data != 0) & (data != 1)).any()):
+            raise ValueError("scaled_dot_product_attention: a float mask must hold only 0 and 1 (1 = may "
+                             "attend); for an additive mask such as 0 / -inf, pass a boolean mask instead "
+                             "(True = may attend, e.g. mask == 0)")
+        allowed = data.astype(bool, copy=False)
         try:
-            fits = backend.numpy.broadcast_shapes(allowed.shape, scores.shape) == scores.shape
+            fits = backend.numpy.broadcast_shapes(allowed.shape, scores_shape) == tuple(scores_shape)
         except ValueError:
             fits = False
         if not fits:
             raise ValueError(f"scaled_dot_product_attention: mask of shape {tuple(allowed.shape)} does not "
-                             f"broadcast to the scores' shape {scores.shape} (..., Tq, Tk)")
-        # a large finite negative, not -inf: exp gives exactly 0 without inf - inf = NaN
-        scores = scores.masked_fill(~allowed, float(xp.finfo(scores.dtype).min) / 2)
-        row_may_attend = allowed.any(axis=-1, keepdims=True)
-        if bool(row_may_attend.all()):
-            row_may_attend = None        # the usual case: no row needs zeroing
-    # step 3: normalise each query's scores into weights that sum to 1 over the keys
-    weights = softmax(scores, axis=-1)
-    if row_may_attend is not None:
-        # a fully masked row saw only equal fill values, so softmax made it uniform;
-        # zero it: such a query receives nothing (and passes no gradient back)
-        weights = weights * Tensor(row_may_attend.astype(weights.dtype))
-    if dropout_p and training:
-        weights = dropout(weights, dropout_p, training)
-    # step 4: each output is the weighted average of the values
-    output = weights @ v
-    return (output, weights) if return_weights else output
+                             f"broadcast to the scores' shape {tuple(scores_shape)} (..., Tq, Tk)")
+    if is_causal:
+        tq, tk = scores_shape[-2:]
+        causal = xp.tril(xp.ones((tq, tk), dtype=bool), k=tk - tq)
+        allowed = causal if allowed is None else allowed & causal
+    return allowed
 
 
 # --------------------------------------------------------------------------- more activations

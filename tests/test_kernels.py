@@ -200,3 +200,110 @@ def test_float16_softmax_log_softmax_layer_norm_accumulate_in_float32(device):
     assert normed.dtype == mg.float16 and np.all(np.isfinite(normed.numpy()))
     want = composite.layer_norm_composed(mg.tensor(big.numpy().astype(np.float32)), 1.0, 0.0, 1e-5)
     np.testing.assert_allclose(normed.numpy(), want.numpy(), atol=2e-3)
+
+
+# --------------------------------------------------------------------------- attention
+def _attention_inputs(lead, tq, tk, d, seed=0):
+    rng = np.random.default_rng(seed)
+    return [mg.tensor(rng.standard_normal(lead + (t, d)), requires_grad=True) for t in (tq, tk, tk)]
+
+
+def _causal(tq, tk):
+    return np.tril(np.ones((tq, tk), dtype=bool), k=tk - tq)
+
+
+ATTENTION_CASES = {   # name -> (lead, Tq, Tk, d, mask or None)
+    "plain": ((2, 3), 5, 7, 4, None),
+    "causal": ((2,), 6, 6, 3, _causal(6, 6)),
+    "cached queries": ((1, 2), 3, 8, 4, _causal(3, 8)),
+    "padding and a fully masked row": ((2, 1), 4, 4, 2, np.array([[[[1, 1, 0, 0]]], [[[0, 0, 0, 0]]]], bool)),
+    "query blocks (T x T over the block size)": ((1,), 400, 400, 3, _causal(400, 400)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ATTENTION_CASES))
+def test_fused_attention_equals_composed_math_in_value_and_gradient(device, case):
+    lead, tq, tk, d, mask = ATTENTION_CASES[case]
+    q, k, v = _attention_inputs(lead, tq, tk, d)
+    allowed = None if mask is None else mg.tensor(mask).data
+    upstream = mg.tensor(_data(lead + (tq, d), seed=5))
+    out = composite.AttentionOp(allowed)(q, k, v)
+    fused = mg.grad((out * upstream).sum(), [q, k, v])
+    weights = composite.attention_weights_composed(q, k, allowed)
+    out_ref = weights @ v
+    composed = mg.grad((out_ref * upstream).sum(), [q, k, v])
+    np.testing.assert_allclose(out.numpy(), out_ref.numpy(), rtol=1e-11, atol=1e-13)
+    for a, b in zip(fused, composed):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    graph = mg.grad((composite.AttentionOp(allowed)(q, k, v) * upstream).sum(), [q, k, v], create_graph=True)
+    for a, b in zip(fused, graph):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    assert np.all(np.isfinite(out.numpy()))
+
+
+def test_fused_attention_passes_gradcheck_and_grad_of_grad(device):
+    q, k, v = _attention_inputs((2,), 3, 4, 2)
+    mask = mg.tensor(np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 0]], bool)).data
+    assert mg.gradcheck(lambda a, b, c: composite.AttentionOp(mask)(a, b, c), [q, k, v])
+    assert mg.gradcheck(lambda a, b, c: composite.AttentionOp(None)(a, b, c), [q, k, v])
+    # second derivatives of the fused op equal those of the composed math
+    first = mg.grad((composite.AttentionOp(mask)(q, k, v) ** 2).sum(), [q, k, v], create_graph=True)
+    first_ref = mg.grad(((composite.attention_weights_composed(q, k, mask) @ v) ** 2).sum(), [q, k, v],
+                        create_graph=True)
+    second = mg.grad(sum((g * g).sum() for g in first), [q, k, v])
+    second_ref = mg.grad(sum((g * g).sum() for g in first_ref), [q, k, v])
+    for a, b in zip(second, second_ref):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_attention_function_uses_the_fused_op_unless_weights_or_dropout_are_asked(device):
+    q, k, v = _attention_inputs((2, 2), 5, 5, 4)
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert isinstance(out.grad_fn, composite.AttentionOp)
+    out_ref, weights = F.scaled_dot_product_attention(q, k, v, mask=_causal(5, 5), return_weights=True)
+    np.testing.assert_allclose(out.numpy(), out_ref.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(weights.numpy().sum(-1), 1.0)
+    np.testing.assert_array_equal(np.triu(weights.numpy()[0, 0], 1), 0.0)
+    # broadcast leading axes (one key/value set for every batch element)
+    k1, v1 = k[:1], v[:1]
+    out_b = F.scaled_dot_product_attention(q, k1, v1)
+    want = F.scaled_dot_product_attention(q, k1, v1, return_weights=True)[0]
+    np.testing.assert_allclose(out_b.numpy(), want.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("fill", [-np.inf, -1e9, 0.5])
+def test_attention_rejects_an_additive_float_mask(device, fill):
+    """Issue 11 item 13: a 0 / -inf mask used to be cast to bool, so -inf meant 'may attend'."""
+    q, k, v = _attention_inputs((1,), 3, 3, 2)
+    additive = np.where(_causal(3, 3), 0.0, fill)
+    with pytest.raises(ValueError, match="boolean mask"):
+        F.scaled_dot_product_attention(q, k, v, mask=additive)
+    out = F.scaled_dot_product_attention(q, k, v, mask=_causal(3, 3).astype(np.float64))   # 0/1 floats: fine
+    np.testing.assert_allclose(out.numpy(), F.scaled_dot_product_attention(q, k, v, is_causal=True).numpy())
+
+
+# --------------------------------------------------------------------------- cross-entropy
+@pytest.mark.parametrize("smoothing", [0.0, 0.15])
+@pytest.mark.parametrize("ignore", [False, True])
+def test_cross_entropy_kernel_equals_composed_math_and_its_tensor_backward(device, smoothing, ignore):
+    rng = np.random.default_rng(3)
+    logits = mg.tensor(rng.standard_normal((40, 7)), requires_grad=True)
+    ids = rng.integers(0, 7, 40)
+    valid = rng.random(40) > 0.3 if ignore else None
+    op_ids = mg.tensor(ids).data
+    op_valid = None if valid is None else mg.tensor(valid).data
+    upstream = mg.tensor(rng.standard_normal(40))
+    loss = composite.CrossEntropyOp(op_ids, op_valid, smoothing)(logits)
+    log_p = composite.log_softmax_composed(logits)
+    q = np.full((40, 7), smoothing / 7)
+    q[np.arange(40), ids] += 1 - smoothing
+    loss_ref = -(log_p * mg.tensor(q)).sum(axis=-1)
+    if valid is not None:
+        loss_ref = loss_ref * mg.tensor(valid.astype(np.float64))
+    np.testing.assert_allclose(loss.numpy(), loss_ref.numpy(), rtol=1e-12, atol=1e-14)
+    (fast,) = mg.grad((loss * upstream).sum(), [logits])
+    (ref,) = mg.grad((loss_ref * upstream).sum(), [logits])
+    (graph,) = mg.grad((composite.CrossEntropyOp(op_ids, op_valid, smoothing)(logits) * upstream).sum(),
+                       [logits], create_graph=True)
+    np.testing.assert_allclose(fast.numpy(), ref.numpy(), rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(graph.numpy(), ref.numpy(), rtol=1e-11, atol=1e-13)

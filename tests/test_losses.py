@@ -145,3 +145,50 @@ def test_cross_entropy_rejects_bad_targets():
         F.cross_entropy(logits, np.array([0.0, 1.0, 2.0]))
     with pytest.raises(ValueError, match="label_smoothing"):
         F.cross_entropy(logits, np.array([0, 1, 2]), label_smoothing=1.5)
+
+
+# --------------------------------------------------------------------------- issue 11, items 7 and 8
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_cross_entropy_ignored_positions_with_nonfinite_logits_do_not_poison_the_loss(device, bad):
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((4, 5))
+    target = np.array([1, -100, 3, -100])
+    logits[1, :] = bad
+    logits[3, 2] = bad
+    x = mg.tensor(logits, requires_grad=True)
+    loss = F.cross_entropy(x, target, ignore_index=-100)
+    loss.backward()
+    clean = F.cross_entropy(mg.tensor(logits[[0, 2]]), target[[0, 2]])
+    np.testing.assert_allclose(loss.item(), clean.item(), rtol=1e-12)
+    assert np.all(np.isfinite(x.grad.numpy()))
+    np.testing.assert_array_equal(x.grad.numpy()[[1, 3]], 0.0)
+    per_position = F.cross_entropy(mg.tensor(logits), target, ignore_index=-100, reduction="none").numpy()
+    np.testing.assert_array_equal(per_position[[1, 3]], 0.0)
+    assert np.all(np.isfinite(per_position))
+    # the same through grad of grad (the Tensor backward)
+    x2 = mg.tensor(logits, requires_grad=True)
+    (g,) = mg.grad(F.cross_entropy(x2, target, ignore_index=-100, label_smoothing=0.1), [x2], create_graph=True)
+    assert np.all(np.isfinite(g.numpy())) and np.all(g.numpy()[[1, 3]] == 0.0)
+
+
+def test_cross_entropy_probability_targets_get_their_gradient(device):
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((3, 4))
+    probs = rng.dirichlet(np.ones(4), size=3)
+    for smoothing in (0.0, 0.2):
+        x = mg.tensor(logits, requires_grad=True)
+        t = mg.tensor(probs, requires_grad=True)
+        F.cross_entropy(x, t, label_smoothing=smoothing).backward()
+        # d/dt_c of -(1/N) sum_i (1 - e) sum_c t_ic log p_ic = -(1 - e) log p_ic / N
+        np.testing.assert_allclose(t.grad.numpy(), -(1 - smoothing) * np_log_softmax(logits) / 3, rtol=1e-12)
+        assert mg.gradcheck(lambda a, b: F.cross_entropy(a, b, label_smoothing=smoothing),
+                            [mg.tensor(logits, requires_grad=True), mg.tensor(probs, requires_grad=True)])
+
+
+def test_cross_entropy_of_float16_logits_is_float16_computed_in_float32(device):
+    logits = np.full((2, 3000), 0.01, dtype=np.float16)
+    logits[:, 7] = 12.0
+    got = F.cross_entropy(mg.tensor(logits), np.array([7, 0]), reduction="none")
+    assert got.dtype == mg.float16
+    want = np_cross_entropy(logits.astype(np.float64), np.array([7, 0]), reduction="none")
+    np.testing.assert_allclose(got.numpy().astype(np.float64), want, rtol=2e-3)

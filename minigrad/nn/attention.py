@@ -139,8 +139,9 @@ class MultiHeadAttention(Module):
             v = self.split_heads(self.v_proj(value))
             if cache is not None:
                 k, v = cache.update(k, v)
-        heads, weights = F.scaled_dot_product_attention(
-            q, k, v, mask=mask, dropout_p=self.dropout, return_weights=True, training=self.training)
+        attended = F.scaled_dot_product_attention(
+            q, k, v, mask=mask, dropout_p=self.dropout, return_weights=return_weights, training=self.training)
+        heads, weights = attended if return_weights else (attended, None)
         output = self.out_proj(self.merge_heads(heads))              # (B, Tq, d_model)
         return (output, weights) if return_weights else output
 

@@ -1,4 +1,5 @@
-"""Composite ops fused into one Function each: softmax, log_softmax, layer norm, GELU.
+"""Composite ops fused into one Function each: softmax, log_softmax, layer norm, GELU,
+cross-entropy, scaled dot-product attention.
 
 Each could be composed from the primitive ops (the *_composed functions below do
 exactly that, and the tests check that both agree, in value and in first and second
@@ -12,9 +13,11 @@ fewer temporary arrays, and the backward has two forms:
 """
 import math
 
+from .. import backend
 from ..autograd import Function
 from ..backend import kernels
-from .elementwise import Erf, Tanh
+from ..tensor import Tensor
+from .elementwise import Erf, Tanh, where
 
 
 class SoftmaxOp(Function):
@@ -142,6 +145,87 @@ class GeluOp(Function):
     def backward_arrays(self, g):
         x, cdf = self.saved_arrays
         return kernels.activations.gelu_backward(g, x, self.approximate, cdf)
+
+
+class CrossEntropyOp(Function):
+    """Cross-entropy of softmax(logits) against class ids, one loss per row:
+
+        loss_i = -(1 - e) log p_i[t_i] - (e / C) sum_c log p_i[c],   p_i = softmax(logits_i)
+        dL/dlogits_i = g_i * (p_i - q_i),   q_i = (1 - e) onehot(t_i) + e / C
+
+    Rows with valid_i False (ignore_index) are selected away: their loss and gradient
+    are 0 whatever their logits hold (inf or NaN included).
+    logits (N, C), ids (N,) integers, valid (N,) bool or None -> (N,)
+    """
+
+    def __init__(self, ids, valid=None, smoothing=0.0):
+        self.ids, self.valid, self.smoothing = ids, valid, smoothing
+
+    def forward(self, logits):
+        loss, p = kernels.losses.cross_entropy_forward(logits, self.ids, self.valid, self.smoothing)
+        self.save_for_backward(logits, p)
+        return loss.astype(logits.dtype, copy=False)
+
+    def backward(self, g):
+        logits, _ = self.saved_tensors
+        n, n_classes = logits.shape
+        q = Tensor._from_array(kernels.losses.smoothed_targets(self.ids, n_classes, self.smoothing, logits.data))
+        grad = (SoftmaxOp(-1)(logits) - q) * g.reshape(n, 1)
+        return grad if self.valid is None else where(self.valid.reshape(n, 1), grad, 0.0)
+
+    def backward_arrays(self, g):
+        logits, p = self.saved_arrays
+        return kernels.losses.cross_entropy_backward(g, p, self.ids, self.valid, self.smoothing, logits.dtype)
+
+
+class AttentionOp(Function):
+    """Scaled dot-product attention, O = softmax(c q k^T, masked) v with c = 1/sqrt(d_k):
+
+        S = c q k^T (-inf where `allowed` is False),  W = softmax(S) along the keys
+        (an all-zero row for a query that may attend to nothing),  O = W v
+        dL/dv = W^T G,  dL/dS = W * (G v^T - D),  D_i = sum_j G_ij O_ij,
+        dL/dq = c dL/dS k,  dL/dk = c dL/dS^T q                          (G = dL/dO)
+
+    q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v) -> (..., Tq, d_v); allowed is a
+    constant boolean array broadcastable to (..., Tq, Tk), or None. The kernel works a
+    block of queries at a time and keeps only O and one log-sum-exp per query, so the
+    weights of all heads are never held at once.
+    """
+
+    def __init__(self, allowed=None):
+        self.allowed = allowed
+
+    def forward(self, q, k, v):
+        out, lse, _ = kernels.attention.attention_forward(q, k, v, self.allowed)
+        self.save_for_backward(q, k, v, out, lse)
+        return out
+
+    def backward(self, g):
+        q, k, v, out, _ = self.saved_tensors
+        w = attention_weights_composed(q, k, self.allowed)
+        ds = w * (g @ v.swapaxes(-1, -2) - (g * out).sum(axis=-1, keepdims=True))
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        return (ds @ k) * scale, (ds.swapaxes(-1, -2) @ q) * scale, w.swapaxes(-1, -2) @ g
+
+    def backward_arrays(self, g):
+        q, k, v, out, lse = self.saved_arrays
+        return kernels.attention.attention_backward(g, q, k, v, out, lse, self.allowed)
+
+
+def attention_weights_composed(q, k, allowed=None):
+    """W = softmax(q k^T / sqrt(d_k)) from primitive ops, masked entries 0, and all-zero rows
+    for queries that may attend to nothing (the reference AttentionOp is tested against)."""
+    scores = (q @ k.swapaxes(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
+    if allowed is None:
+        return SoftmaxOp(-1)(scores)
+    # a large finite negative, not -inf: exp gives exactly 0 without inf - inf = NaN
+    scores = scores.masked_fill(~allowed, float(backend.numpy.finfo(scores.dtype).min) / 2)
+    weights = SoftmaxOp(-1)(scores)
+    may_attend = allowed.any(axis=-1, keepdims=True)
+    if bool(may_attend.all()):
+        return weights
+    # a fully masked row saw only equal fill values, so softmax made it uniform: zero it
+    return weights * Tensor._from_array(may_attend.astype(weights.dtype))
 
 
 def softmax_composed(x, axis=-1):

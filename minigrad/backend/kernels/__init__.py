@@ -12,6 +12,8 @@ every kernel against the op's math written with plain Tensor operations.
     activations    GELU and its slope
     normalization  softmax, log_softmax, layer norm, batch norm (forward and backward)
     convolution    im2col / col2im, convolution forward and backward
+    attention      scaled dot-product attention, a block of queries at a time
+    losses         cross-entropy with class ids, forward and backward in one pass each
 """
 from . import parallel  # noqa: F401  (first: the others run on its threads)
-from . import activations, convolution, normalization, special  # noqa: F401
+from . import activations, attention, convolution, losses, normalization, special  # noqa: F401

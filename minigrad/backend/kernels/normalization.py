@@ -22,14 +22,15 @@ def accumulation_dtype(dtype):
 
 def for_row_blocks(fn, arrays, out_dtypes, axis=-1):
     """outputs = fn(*row blocks) over the rows of `arrays` (same shape, reduced along `axis`),
-    computed in accumulation_dtype and stored in out_dtypes; arrays after the first may
+    computed in accumulation_dtype (floating inputs) and stored in out_dtypes; arrays after
+    the first may
     have a last axis of 1 (a value per row). Block by block on the CPU,
     in one go on other devices or for other axes. fn returns a tuple of outputs, each
     either of the rows' shape or (rows, 1)."""
     x = arrays[0]
     compute = accumulation_dtype(x.dtype)
     if get_array_module(x) is not numpy or axis != -1 or x.ndim == 0 or x.size == 0:
-        outs = fn(*(a.astype(compute, copy=False) for a in arrays))
+        outs = fn(*(_computed(a, compute) for a in arrays))
         return tuple(o.astype(d, copy=False) for o, d in zip(outs, out_dtypes))
     d = x.shape[-1]
     rows = [a.reshape(-1, a.shape[-1]) for a in arrays]     # (n, d), or (n, 1) per-row values
@@ -37,7 +38,7 @@ def for_row_blocks(fn, arrays, out_dtypes, axis=-1):
     results = [None] * len(out_dtypes)
 
     def work(lo, hi):
-        outs = fn(*(r[lo:hi].astype(compute, copy=False) for r in rows))
+        outs = fn(*(_computed(r[lo:hi], compute) for r in rows))
         for i, (o, dtype) in enumerate(zip(outs, out_dtypes)):
             if results[i] is None:
                 results[i] = numpy.empty((n, o.shape[-1]), dtype=dtype)
@@ -53,6 +54,11 @@ def for_row_blocks(fn, arrays, out_dtypes, axis=-1):
 def as_last_axis(axis, ndim):
     """-1 when `axis` names the last axis (the blocked case), else axis unchanged."""
     return -1 if axis in (-1, ndim - 1) else axis
+
+
+def _computed(array, compute):
+    """Floating arrays in the compute dtype; ids and masks as they are."""
+    return array.astype(compute, copy=False) if array.dtype.kind == "f" else array
 
 
 def softmax(x, axis):
