@@ -30,8 +30,10 @@ import platform
 import statistics
 import time
 
-from common import RESULTS, pin_threads_from_argv, profile  # benchmarks/common.py; imports no numpy
+from common import RESULTS, pin_threads_from_argv, print_ratio, profile, results_suffix  # imports no numpy
+from common import run_at_each_thread_count
 
+run_at_each_thread_count()            # no --threads: runs at all cores and at one thread, then exits
 THREADS = pin_threads_from_argv()     # before numpy and torch: BLAS fixes its pool on import
 
 import numpy as np  # noqa: E402
@@ -180,13 +182,16 @@ def main():
                    "next call, which on a small machine slows PyTorch more than minigrad; run alone, "
                    "each has the cores to itself. See bench_conv_notes.md."]
     print("\n".join(report))
+    for kind, ratio in ratios.items():
+        print_ratio(f"Conv2d({C_IN}, {C_OUT}, {KERNEL}) {kind}, input ({N}, {C_IN}, {SIDE}, {SIDE})",
+                    "minigrad / torch", ratio)
 
     if args.profile:
         print(profile(minigrad_step, 20))
 
     if not args.no_write:
         os.makedirs(RESULTS, exist_ok=True)
-        stem = "bench_conv_quick" if args.quick else "bench_conv"
+        stem = ("bench_conv_quick" if args.quick else "bench_conv") + results_suffix(THREADS)
         with open(os.path.join(RESULTS, stem + ".md"), "w") as f:
             f.write("\n".join(report) + "\n")
         with open(os.path.join(RESULTS, stem + ".json"), "w") as f:

@@ -29,15 +29,16 @@ import statistics
 import sys
 import time
 
-from common import pin_threads_from_argv  # noqa: E402  (benchmarks/common.py; imports no numpy)
+from common import pin_threads_from_argv, run_at_each_thread_count  # noqa: E402  (imports no numpy)
 
+run_at_each_thread_count()         # no --threads: runs at all cores and at one thread, then exits
 THREADS = pin_threads_from_argv()
 
 import numpy as np  # noqa: E402
 
 import minigrad as mg  # noqa: E402
 import minigrad.functional as F  # noqa: E402
-from common import RESULTS, machine_info, print_ratio, profile, write_results  # noqa: E402
+from common import RESULTS, machine_info, print_ratio, profile, results_suffix, write_results  # noqa: E402
 
 try:
     import torch
@@ -341,7 +342,8 @@ def main(argv=None):
                         "results/bench_engine, or results/bench_engine_quick with --quick")
     args = parser.parse_args(argv)
     if args.out is None:                 # a quick check never overwrites the full run's table
-        args.out = os.path.join(RESULTS, "bench_engine_quick" if args.quick else "bench_engine")
+        args.out = os.path.join(RESULTS, ("bench_engine_quick" if args.quick else "bench_engine")
+                                + results_suffix(THREADS))
     rounds = args.rounds or (3 if args.quick else 11)
     budget = 0.005 if args.quick else 0.05
     has_torch = torch is not None

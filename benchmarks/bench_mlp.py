@@ -23,12 +23,15 @@ import os
 import sys
 import time
 
-from bench_engine import THREADS, interleaved_times, table  # sets the BLAS threads before numpy loads
+from common import run_at_each_thread_count
+
+run_at_each_thread_count()     # no --threads: runs at all cores and at one thread, then exits
+from bench_engine import THREADS, interleaved_times, table  # noqa: E402  (sets BLAS threads before numpy)
 import numpy as np
 
 import minigrad as mg
 import minigrad.functional as F
-from common import RESULTS, machine_info, print_ratio, profile, write_results
+from common import RESULTS, machine_info, print_ratio, profile, results_suffix, write_results
 
 try:
     import torch
@@ -156,7 +159,7 @@ def main(argv=None):
                         "results/bench_mlp, or results/bench_mlp_quick with --quick")
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = os.path.join(RESULTS, "bench_mlp_quick" if args.quick else "bench_mlp")
+        args.out = os.path.join(RESULTS, ("bench_mlp_quick" if args.quick else "bench_mlp") + results_suffix(THREADS))
     if torch is not None:
         torch.set_num_threads(int(THREADS))
     sizes, batch = ([784, 128, 128, 10], 64) if args.quick else (SIZES, BATCH)

@@ -40,17 +40,20 @@ import statistics
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RESULTS, limit_blas_threads, machine_info, write_results  # noqa: E402
+from common import RESULTS, limit_blas_threads, machine_info, print_ratio, results_suffix  # noqa: E402
+from common import run_at_each_thread_count, write_results  # noqa: E402
 from common import profile as profile_run  # noqa: E402
+
+# no --threads: runs at all cores, at 2 (if fewer than the cores) and at one thread, then exits
+run_at_each_thread_count(extra=(2,))
+import numpy as np  # noqa: E402
 
 FULL = dict(vocab=96, block=128, layers=4, heads=4, d_model=256, batch=16, step_repeats=10,
             mha_B=8, mha_T=256, mha_d=256, mha_heads=8, mha_repeats=15, new_tokens=256)
 QUICK = dict(vocab=96, block=32, layers=2, heads=4, d_model=64, batch=4, step_repeats=3,
              mha_B=2, mha_T=64, mha_d=64, mha_heads=4, mha_repeats=3, new_tokens=48)
-TARGET_STEP_RATIO, TARGET_CACHE_SPEEDUP = 1.5, 5.0
+TARGET_STEP_RATIO, TARGET_MHA_RATIO, TARGET_CACHE_SPEEDUP = 1.3, 1.4, 5.0
 
 
 def load_torch():
@@ -247,6 +250,56 @@ def bench_mha(mg, torch, cfg):
     return {"median_s": interleaved(steps, cfg["mha_repeats"])}
 
 
+def peak_rss_mib(fn):
+    """Peak resident memory (MiB) that fn() adds above what the process holds when it starts:
+    the kernel's high-water mark (VmHWM), reset first through /proc/self/clear_refs. Seen the
+    same way for every framework (tracemalloc would miss PyTorch's allocations). None where
+    /proc does not offer it."""
+    def status(field):
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field):
+                    return int(line.split()[1]) / 1024
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        return None
+    before = status("VmRSS:")
+    fn()
+    return status("VmHWM:") - before
+
+
+def bench_attention_memory(mg, torch, lengths, heads=8, d_head=64):
+    """Peak memory of causal attention forward + backward, q, k, v (1, heads, T, d_head) float32:
+    minigrad's fused op, minigrad with the weights kept (return_weights=True: what every call
+    did before the fused op) and PyTorch's F.scaled_dot_product_attention(is_causal=True)."""
+    from minigrad import functional as F
+    rows = []
+    for T in lengths:
+        rng = np.random.default_rng(T)
+        host = [rng.standard_normal((1, heads, T, d_head)).astype(np.float32) for _ in range(3)]
+        grad = rng.standard_normal((1, heads, T, d_head)).astype(np.float32)
+
+        def ours(keep_weights):
+            def run():
+                q, k, v = (mg.tensor(a, requires_grad=True) for a in host)
+                out = F.scaled_dot_product_attention(q, k, v, is_causal=True, return_weights=keep_weights)
+                (out[0] if keep_weights else out).backward(mg.tensor(grad))
+            return run
+        row = {"T": T, "minigrad fused": peak_rss_mib(ours(False)),
+               "minigrad, weights kept": peak_rss_mib(ours(True))}
+        if torch is not None:
+            def theirs():
+                q, k, v = (torch.from_numpy(a).requires_grad_(True) for a in host)
+                out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+                out.backward(torch.from_numpy(grad))
+            row["torch"] = peak_rss_mib(theirs)
+        row["one (T, T) float32 score matrix per head, all heads"] = heads * T * T * 4 / 2 ** 20
+        rows.append(row)
+    return rows
+
+
 def bench_generation(mg, cfg):
     from minigrad.models import GPT
     mg.manual_seed(0)
@@ -305,7 +358,20 @@ def report(result):
               f"with cache {gen['with_cache_s']:.2f} s, without {gen['without_cache_s']:.2f} s: "
               f"**{gen['speedup']:.1f}x faster** (target >= {TARGET_CACHE_SPEEDUP}x: "
               f"{'met' if gen['speedup'] >= TARGET_CACHE_SPEEDUP else 'missed'}); same tokens: {gen['same_tokens']}.",
-              "", f"Machine: {result['machine']}"]
+              ""]
+    if result.get("attention_memory"):
+        memory = result["attention_memory"]
+        columns = [key for key in memory[0] if key != "T"]
+        lines += ["## (d) Peak memory of causal attention forward + backward", "",
+                  "q, k, v (1, 8 heads, T, 64) float32; the peak resident memory each call adds (MiB, "
+                  "the kernel's high-water mark reset before each); the last column is the size of one "
+                  "set of (T, T) weights for all heads.", "",
+                  "| T | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        for row in memory:
+            lines.append(f"| {row['T']} | " + " | ".join("-" if row[c] is None else f"{row[c]:.0f}"
+                                                        for c in columns) + " |")
+        lines.append("")
+    lines += [f"Machine: {result['machine']}"]
     if step.get("profile"):
         lines += ["", "## Where minigrad's step spends its time (cProfile, 3 steps, by own time)", "",
                   "```", step["profile"].strip(), "```"]
@@ -317,21 +383,24 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small shapes, a few seconds")
     parser.add_argument("--profile", action="store_true", help="cProfile minigrad's GPT step "
                         "(always done in a full run that misses the step target)")
-    parser.add_argument("--threads", type=int, default=1, help="BLAS threads for numpy and torch's intra-op "
-                        "threads (0: each library's default); 1 by default because on a small shared machine "
-                        "spinning thread pools make small products many times slower")
+    parser.add_argument("--threads", type=int, default=1, help="threads for minigrad's kernels and BLAS and "
+                        "torch's intra-op threads (0: all cores); without it the script runs itself at all "
+                        "cores, 2 and 1 thread")
     parser.add_argument("--no-torch", action="store_true", help="time minigrad only")
     parser.add_argument("--out", default=None, help="results path without extension ('' writes nothing)")
     args = parser.parse_args()
     cfg = QUICK if args.quick else FULL
     if args.out is None:
-        args.out = os.path.join(RESULTS, "bench_transformer_quick" if args.quick else "bench_transformer")
+        args.out = os.path.join(RESULTS, ("bench_transformer_quick" if args.quick else "bench_transformer")
+                                + results_suffix(args.threads))
 
     torch = None if args.no_torch else load_torch()
     threads = limit_blas_threads(args.threads)
     if torch is not None and args.threads > 0:
         torch.set_num_threads(args.threads)
     import minigrad as mg
+    if args.threads > 0:
+        mg.set_num_threads(args.threads)
 
     matmul_n = 512 if args.quick else 2048
     result = {"quick": args.quick, "config": cfg, "matmul_n": matmul_n, "matmul_gflops": matmul_gflops(matmul_n)}
@@ -345,10 +414,18 @@ def main():
     if torch is not None:
         result["mha_ratio"] = result["mha"]["median_s"]["minigrad"] / result["mha"]["median_s"]["torch"]
     result["generation"] = bench_generation(mg, cfg)
+    if results_suffix(args.threads) == "":            # once, in the run at the default threads
+        result["attention_memory"] = bench_attention_memory(mg, torch, (64, 128) if args.quick
+                                                            else (256, 512, 1024, 2048))
     result["machine"] = machine_info(blas_threads=threads, torch=torch.__version__ if torch is not None else None,
                                      torch_threads=torch.get_num_threads() if torch is not None else None)
     markdown = report(result)
     print(markdown)
+    if torch is not None:
+        print_ratio(f"GPT step (4 layers, d {cfg['d_model']}, T {cfg['block']}, batch {cfg['batch']}), AdamW",
+                    "minigrad / torch", result["gpt_step_ratio"], TARGET_STEP_RATIO)
+        print_ratio(f"causal attention fwd+bwd (B {cfg['mha_B']}, T {cfg['mha_T']}, d {cfg['mha_d']}, "
+                    f"{cfg['mha_heads']} heads)", "minigrad / torch", result["mha_ratio"], TARGET_MHA_RATIO)
     if args.out:
         write_results(args.out, result, markdown)
     return result

@@ -27,6 +27,52 @@ def pin_threads_from_argv(argv=None, default="1"):
     return threads
 
 
+def cores():
+    """The cores this process may run on (what minigrad and PyTorch use by default)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def thread_counts(extra=()):
+    """The thread counts a benchmark runs at when none is given: the default (all cores),
+    one thread, and any `extra` below the cores (e.g. 2 for a scaling table)."""
+    return sorted({cores(), 1, *[n for n in extra if n < cores()]}, reverse=True)
+
+
+def results_suffix(threads):
+    """'' for the default thread count (all cores), else '_1thread' / '_4threads'."""
+    threads = int(threads)
+    if threads == cores():
+        return ""
+    return "_1thread" if threads == 1 else f"_{threads}threads"
+
+
+def run_at_each_thread_count(flag="--threads", extra=()):
+    """Without `flag` on the command line, run this script again once per thread count
+    (thread_counts(extra)), each in a fresh interpreter (BLAS fixes its pool when it is
+    loaded), print their outputs and exit with the worst status: a user's machine runs at
+    the default threads, and one thread shows the single-core cost; both ratios are
+    printed (print_ratio tags each with its thread count). With `flag`, return its value
+    and let the script run once. MINIGRAD_NUM_THREADS is set to the same count."""
+    argv = sys.argv[1:]
+    for i, arg in enumerate(argv):
+        given = argv[i + 1] if arg == flag and i + 1 < len(argv) else (
+            arg.split("=", 1)[1] if arg.startswith(flag + "=") else None)
+        if given is not None:
+            os.environ["MINIGRAD_NUM_THREADS"] = str(int(given) if int(given) > 0 else cores())
+            return int(given)
+    import subprocess
+    worst = 0
+    for threads in thread_counts(extra):
+        print(f"-- {os.path.basename(sys.argv[0])} at {threads} thread(s)", flush=True)
+        env = dict(os.environ, MINIGRAD_NUM_THREADS=str(threads))
+        done = subprocess.run([sys.executable, sys.argv[0], *argv, flag, str(threads)], env=env)
+        worst = worst or done.returncode
+    sys.exit(worst)
+
+
 def limit_blas_threads(n):
     """Cap the BLAS thread pool (numpy's matmul). On a 2-core machine shared with other
     work, OpenBLAS's spinning threads can make small matrix products 10-50x slower;
@@ -93,8 +139,12 @@ def print_ratio(case, comparison, value, target=None):
 
         ratio | <case> | <comparison, e.g. minigrad / numpy> | <value> | <target or ->
 
-    Every bench_*.py prints its headline numbers this way (lower is better for minigrad)."""
+    Every bench_*.py prints its headline numbers this way (lower is better for minigrad);
+    the case is tagged with the thread count the run used (MINIGRAD_NUM_THREADS)."""
     verdict = "-"
+    threads = os.environ.get("MINIGRAD_NUM_THREADS")
+    if threads:
+        case = f"{case} [{threads} thread{'s' if threads != '1' else ''}]"
     if target is not None:
         verdict = f"<= {target:g}: {'met' if value <= target else 'missed'}"
     line = f"{RATIO_PREFIX} {case} | {comparison} | {value:.2f} | {verdict}"

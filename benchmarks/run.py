@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from common import RESULTS, parse_ratio_lines
+from common import RESULTS, parse_ratio_lines, results_suffix, thread_counts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -63,6 +63,34 @@ def run_one(path, quick, timeout):
     return status, seconds, output, written
 
 
+def scaling_table(quick):
+    """Markdown rows: the GPT step and attention at each thread count bench_transformer ran,
+    minigrad next to PyTorch, with each one's speed-up over its own one-thread time."""
+    import json
+    stem = "bench_transformer_quick" if quick else "bench_transformer"
+    runs = {}
+    for threads in thread_counts((2,)):
+        path = os.path.join(RESULTS, stem + results_suffix(threads) + ".json")
+        if os.path.exists(path):
+            with open(path) as handle:
+                runs[threads] = json.load(handle)
+    if 1 not in runs or len(runs) < 2:
+        return []
+    lines = ["", "Scaling with threads (bench_transformer.py; medians, ms; speed-up over the same "
+             "framework at one thread):", "",
+             "| threads | GPT step minigrad | GPT step torch | attention minigrad | attention torch |",
+             "|---|---|---|---|---|"]
+    for threads in sorted(runs):
+        cells = []
+        for part in ("gpt_step", "mha"):
+            for framework in ("minigrad", "torch"):
+                seconds = runs[threads][part]["median_s"].get(framework)
+                one = runs[1][part]["median_s"].get(framework)
+                cells.append("-" if seconds is None else f"{seconds * 1e3:.1f} ({one / seconds:.2f}x)")
+        lines.append(f"| {threads} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def versions():
     parts = [f"Python {platform.python_version()}", f"numpy {np.__version__}"]
     for module in ("minigrad", "torch"):
@@ -88,7 +116,7 @@ def main(argv=None):
         print(f"== bench_{name}.py{' --quick' if args.quick else ''}", flush=True)
         status, seconds, output, written = run_one(path, args.quick, args.timeout)
         ratios = parse_ratio_lines(output)
-        print("\n".join(output.rstrip().splitlines()[-(len(ratios) + 3):]), flush=True)
+        print("\n".join(line for line in output.splitlines() if line.startswith("ratio |")), flush=True)
         if status != 0:
             print(output[-3000:], file=sys.stderr)
         runs.append([f"bench_{name}.py", "ok" if status == 0 else f"FAILED ({status})", f"{seconds:.1f}",
@@ -101,10 +129,13 @@ def main(argv=None):
              f"{time.strftime('%Y-%m-%d %H:%M %Z')}", "",
              f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
              f"- {versions()}", "",
-             "Ratios are minigrad's time over the other's (lower is better for minigrad); each script's",
-             "own results file has the full tables and how they were measured.", "",
+             "Ratios are minigrad's time over the other's (lower is better for minigrad); each script runs",
+             "at the default threads (all cores) and at one thread (the [n threads] tag); its own results",
+             "files have the full tables and how they were measured.", "",
              "| script | case | comparison | ratio | target |", "|---|---|---|---|---|"]
     lines += ["| " + " | ".join(row) + " |" for row in ratio_rows]
+    if "transformer" in scripts:
+        lines += scaling_table(args.quick)
     lines += ["", "| script | status | seconds | results written |", "|---|---|---|---|"]
     lines += ["| " + " | ".join(row) + " |" for row in runs]
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

@@ -65,17 +65,16 @@ def dropout(x, p=0.5, training=True):
     """Inverted dropout. In training, y = x * m / (1 - p) with m_i ~ Bernoulli(1 - p):
     each element is zeroed with probability p and the rest scaled up, so E[y] = x and
     evaluation needs no rescaling. The identity when not training or p == 0; zeros when
-    p == 1. The mask is drawn from mg.manual_seed's generator on the host (the same
-    mask on every device).   dL/dx = g * m / (1 - p)"""
+    p == 1. The mask is drawn on x's device, from a generator seeded by mg.manual_seed
+    (backend.generator).   dL/dx = g * m / (1 - p)"""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
     if p == 1.0:
         return x * 0.0
-    keep = backend.rng().random(x.shape, dtype="float32") >= p     # float32 draws: half the work
-    scale = keep.astype(x.dtype) * (1.0 / (1.0 - p))
-    return x * Tensor(backend.to_device(scale, x.device))
+    scale = backend.kernels.dropout.dropout_scale(backend.generator(x.device), x.shape, p, x.dtype)
+    return x * Tensor._from_array(scale)
 
 
 def _reduce(values, reduction, name, count=None):

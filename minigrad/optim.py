@@ -30,11 +30,13 @@ loads them), as PyTorch checks them: lr >= 0, momentum >= 0, 0 <= beta < 1,
 eps > 0, weight_decay >= 0, all finite real numbers. A bad value fails there,
 naming the setting, not several steps later as NaN weights.
 """
+import itertools
 import math
 import numbers
 from collections.abc import Mapping
 
 from . import backend
+from .backend import kernels
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "GD", "SGD", "Adam", "AdamW", "clip_grad_norm_",
@@ -168,17 +170,52 @@ class Optimizer:
                     param.grad.data[...] = 0
 
     def step(self):
-        """One update of every parameter that has a gradient (the others are skipped)."""
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                state = self.state.setdefault(param, {"step": 0})
-                state["step"] += 1
-                self.update(param, param.grad.data, state, group)
-                param._version += 1      # in place: a graph that saved param must not reuse it
+        """One update of every parameter that has a gradient (the others are skipped).
 
-    def update(self, param, grad, state, group):
+        The parameters of a group that step together (same device, dtype and step
+        count) are updated by ONE kernel call on flat arrays: their data and state
+        live as views into one contiguous array each (made at the first step, and
+        again whenever something replaced a parameter's data or state, e.g.
+        load_state_dict or .to(device)), and their gradients are copied into one flat
+        array in a single call. PyTorch's "foreach" idea: on a GPT step this turned
+        340 small updates of ~10 array calls each into ~10 calls in all."""
+        for index, group in enumerate(self.param_groups):
+            stepping = [p for p in group["params"] if p.grad is not None]
+            kinds = {}
+            for param in stepping:
+                kinds.setdefault((param.device, param.dtype), []).append(param)
+            for params in kinds.values():
+                states = [self.state.setdefault(p, {"step": 0}) for p in params]
+                for state in states:
+                    state["step"] += 1
+                flat = self._flat_params(index, params, states, group)
+                if flat is not None:
+                    self.update_arrays(flat.data, flat.gather_grads(), flat.state, states[0]["step"], group)
+                    flat.share_state()
+                else:
+                    for param, state in zip(params, states):
+                        self.update_arrays(param.data, param.grad.data, state, state["step"], group)
+                for param in params:
+                    param._version += 1  # in place: a graph that saved param must not reuse it
+
+    def _flat_params(self, index, params, states, group):
+        """The FlatParams that holds `params`, made or remade as needed; None where a
+        flat update cannot stand for the per-parameter ones (a single parameter, step
+        counts that differ, state buffers that some have and some lack)."""
+        steps = {state["step"] for state in states}
+        buffers = [frozenset(k for k in state if k != "step") for state in states]
+        if len(params) < 2 or len(steps) > 1 or len(set(buffers)) > 1:
+            return None
+        flats = self.__dict__.setdefault("_flats", {})
+        key = (index, tuple(id(p) for p in params))
+        flat = flats.get(key)
+        if flat is None or not flat.holds(params, states):
+            flat = flats[key] = FlatParams(params, states)
+        return flat
+
+    def update_arrays(self, data, grad, state, step, group):
+        """Update data in place from grad; state holds the buffers by name (one
+        parameter's, or the flat arrays of several); step is t after this update."""
         raise NotImplementedError
 
     # ---- checkpoints
@@ -286,8 +323,8 @@ class GD(Optimizer):
     def __init__(self, params, lr):
         super().__init__(params, dict(lr=lr))
 
-    def update(self, param, grad, state, group):
-        param.data -= group["lr"] * grad
+    def update_arrays(self, data, grad, state, step, group):
+        kernels.optimizers.sgd_update(data, grad, None, group["lr"], 0.0, 0.0, False, 0.0, step == 1)
 
 
 class SGD(Optimizer):
@@ -307,19 +344,15 @@ class SGD(Optimizer):
     def state_buffers(self, group):
         return ("momentum_buffer",) if group["momentum"] else ()
 
-    def update(self, param, grad, state, group):
-        momentum = group["momentum"]
-        if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * param.data
-        if momentum:
-            buffer = state.get("momentum_buffer")
-            if buffer is None:
-                buffer = state["momentum_buffer"] = grad.copy()
-            else:
-                buffer *= momentum
-                buffer += (1.0 - group["dampening"]) * grad
-            grad = grad + momentum * buffer if group["nesterov"] else buffer
-        param.data -= group["lr"] * grad
+    def update_arrays(self, data, grad, state, step, group):
+        buffer, first = None, False
+        if group["momentum"]:
+            first = "momentum_buffer" not in state
+            if first:
+                state["momentum_buffer"] = backend.get_array_module(data).empty_like(data)
+            buffer = state["momentum_buffer"]
+        kernels.optimizers.sgd_update(data, grad, buffer, group["lr"], group["momentum"], group["dampening"],
+                                      group["nesterov"], group["weight_decay"], first)
 
 
 class Adam(Optimizer):
@@ -338,30 +371,16 @@ class Adam(Optimizer):
     def state_buffers(self, group):
         return ("exp_avg", "exp_avg_sq")
 
-    def update(self, param, grad, state, group):
-        if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * param.data
-        self.adam_step(param, grad, state, group)
+    decoupled_weight_decay = False
 
-    @staticmethod
-    def adam_step(param, grad, state, group):
-        """The moment updates and the bias-corrected step (no weight decay)."""
-        xp = backend.get_array_module(param.data)
+    def update_arrays(self, data, grad, state, step, group):
         if "exp_avg" not in state:
-            state["exp_avg"] = xp.zeros_like(param.data)
-            state["exp_avg_sq"] = xp.zeros_like(param.data)
+            xp = backend.get_array_module(data)
+            state["exp_avg"], state["exp_avg_sq"] = xp.zeros_like(data), xp.zeros_like(data)
         beta1, beta2 = group["betas"]
-        step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-        m *= beta1
-        m += (1.0 - beta1) * grad
-        v *= beta2
-        v += (1.0 - beta2) * (grad * grad)
-        # lr * m_hat / (sqrt(v_hat) + eps), the corrections applied as scalars (torch's order)
-        step_size = group["lr"] / (1.0 - beta1 ** step)
-        denominator = xp.sqrt(v)
-        denominator /= math.sqrt(1.0 - beta2 ** step)
-        denominator += group["eps"]
-        param.data -= step_size * (m / denominator)
+        kernels.optimizers.adam_update(data, grad, state["exp_avg"], state["exp_avg_sq"], step, group["lr"],
+                                       beta1, beta2, group["eps"], group["weight_decay"],
+                                       self.decoupled_weight_decay)
 
 
 class AdamW(Adam):
@@ -374,10 +393,61 @@ class AdamW(Adam):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
-    def update(self, param, grad, state, group):
-        if group["weight_decay"]:
-            param.data *= 1.0 - group["lr"] * group["weight_decay"]
-        self.adam_step(param, grad, state, group)
+    decoupled_weight_decay = True
+
+
+class FlatParams:
+    """Parameters of one kind (device, dtype) and their state buffers as views into one
+    contiguous array each, so that one kernel call updates them all.
+
+    data: the flat array whose pieces are the parameters' .data (each param.data is
+    re-pointed at its piece, so the model sees every update); state: name -> flat array
+    whose pieces are each parameter's state[name] (so state_dict() is unchanged);
+    gather_grads() copies the gradients into one flat array in one call. Made from
+    the current values: nothing changes when the flat copy is (re)made.
+    """
+
+    def __init__(self, params, states):
+        xp = backend.get_array_module(params[0].data)
+        self.params, self.states = list(params), list(states)
+        self.shapes = [p.shape for p in params]
+        ends = list(itertools.accumulate(int(p.data.size) for p in params))
+        self.bounds = list(zip([0] + ends[:-1], ends))
+        self.data = kernels.optimizers.gather([p.data for p in params], xp.empty(ends[-1], params[0].dtype))
+        self.grad = xp.empty_like(self.data)
+        self.data_views = self.views(self.data)
+        for param, view in zip(params, self.data_views):
+            param.data = view
+        self.state, self.state_views = {}, {}
+        for name in [k for k in states[0] if k != "step"]:
+            self.state[name] = kernels.optimizers.gather([s[name] for s in states], xp.empty_like(self.data))
+        self.share_state()
+
+    def views(self, flat):
+        return [flat[lo:hi].reshape(shape) for (lo, hi), shape in zip(self.bounds, self.shapes)]
+
+    def share_state(self):
+        """Hand each parameter its pieces of the flat state arrays (also those an update
+        has just created, at a first step)."""
+        for name, flat in self.state.items():
+            if name not in self.state_views:
+                self.state_views[name] = self.views(flat)
+                for state, view in zip(self.states, self.state_views[name]):
+                    state[name] = view
+
+    def holds(self, params, states):
+        """True while every parameter's data and state buffers are still our views."""
+        if any(param.data is not view for param, view in zip(params, self.data_views)):
+            return False
+        for position, state in enumerate(states):
+            if state is not self.states[position] or len(state) - 1 != len(self.state_views):
+                return False
+            if any(state.get(name) is not views[position] for name, views in self.state_views.items()):
+                return False
+        return True
+
+    def gather_grads(self):
+        return kernels.optimizers.gather([p.grad.data for p in self.params], self.grad)
 
 
 def clip_grad_norm_(params, max_norm, norm_type=2.0, error_if_nonfinite=False):

@@ -307,6 +307,18 @@ class _Device:
         return False
 
 
+class _Generator:
+    """cupy.random.Generator's draws used here (random), made on the "device"."""
+
+    def __init__(self, seed):
+        self._numpy = numpy.random.default_rng(seed)
+
+    def random(self, size=None, dtype=numpy.float64):
+        return ndarray(numpy.asarray(self._numpy.random(size, dtype=dtype)))
+
+
+random = types.SimpleNamespace(default_rng=_Generator)
+
 cuda = types.SimpleNamespace(
     runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
     Device=_Device,

@@ -307,3 +307,102 @@ def test_cross_entropy_kernel_equals_composed_math_and_its_tensor_backward(devic
                        [logits], create_graph=True)
     np.testing.assert_allclose(fast.numpy(), ref.numpy(), rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(graph.numpy(), ref.numpy(), rtol=1e-11, atol=1e-13)
+
+
+# --------------------------------------------------------------------------- optimizers over flat arrays
+OPTIMIZERS = {
+    "sgd": lambda params: mg.optim.SGD(params, lr=0.1),
+    "sgd_momentum_wd": lambda params: mg.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=0.01, dampening=0.1),
+    "sgd_nesterov": lambda params: mg.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True),
+    "adam_l2": lambda params: mg.optim.Adam(params, lr=0.01, weight_decay=0.1),
+    "adamw": lambda params: mg.optim.AdamW(params, lr=0.01, weight_decay=0.1),
+    "gd": lambda params: mg.optim.GD(params, lr=0.1),
+}
+
+
+def _params(seed, device=None):
+    rng = np.random.default_rng(seed)
+    return [mg.tensor(rng.standard_normal(shape), requires_grad=True) for shape in ((3, 4), (4,), (2, 2, 2), ())]
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_one_flat_update_equals_the_per_parameter_updates_bit_for_bit(device, name):
+    together, alone = _params(0), _params(0)
+    optimizer = OPTIMIZERS[name](together)
+    singles = [OPTIMIZERS[name]([p]) for p in alone]      # one parameter each: the per-parameter path
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        for a, b in zip(together, alone):
+            a.grad = mg.tensor(rng.standard_normal(a.shape))
+            b.grad = mg.tensor(a.grad.numpy())
+        optimizer.step()
+        for single in singles:
+            single.step()
+    for a, b in zip(together, alone):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    flat_state = optimizer.state_dict()
+    for i, single in enumerate(singles):
+        for key, value in single.state_dict().items():
+            if key.startswith("state."):
+                np.testing.assert_array_equal(flat_state[key.replace("state.0.", f"state.{i}.")].numpy(),
+                                              value.numpy())
+
+
+def test_flat_parameters_are_views_of_one_array_and_are_remade_when_replaced(device):
+    params = _params(2)
+    optimizer = mg.optim.Adam(params, lr=0.1)
+    for p in params:
+        p.grad = mg.ones_like(p)
+    optimizer.step()
+    flats = list(optimizer._flats.values())
+    assert len(flats) == 1 and all(p.data is view for p, view in zip(params, flats[0].data_views))
+    before = [p.numpy().copy() for p in params]
+    # replacing a parameter's data (as loading or moving a model does) is noticed at the next step
+    params[0].data = params[0].data * 0 + 5.0
+    optimizer.step()
+    assert params[0].numpy()[0, 0] != 5.0 and np.all(np.abs(params[0].numpy() - 5.0) < 0.2)
+    for p, old in zip(params[1:], before[1:]):
+        assert not np.array_equal(p.numpy(), old)
+    # a checkpoint taken now and loaded into a fresh optimizer resumes bit for bit
+    saved = {k: mg.tensor(v.numpy().copy()) for k, v in optimizer.state_dict().items()}
+    twin = [mg.tensor(p.numpy().copy(), requires_grad=True) for p in params]
+    resumed = mg.optim.Adam(twin, lr=0.1)
+    resumed.load_state_dict(saved)
+    for a, b in zip(params, twin):
+        a.grad = mg.full_like(a, 0.3) if hasattr(mg, "full_like") else mg.ones_like(a) * 0.3
+        b.grad = mg.tensor(a.grad.numpy())
+    optimizer.step()
+    resumed.step()
+    for a, b in zip(params, twin):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_parameter_without_a_gradient_is_skipped_by_the_flat_update(device):
+    params, reference = _params(3), _params(3)
+    optimizer, singles = mg.optim.AdamW(params, lr=0.1), [mg.optim.AdamW([p], lr=0.1) for p in reference]
+    for step in range(3):
+        for i, (a, b) in enumerate(zip(params, reference)):
+            has_grad = not (step == 1 and i == 2)
+            a.grad = mg.ones_like(a) * (i + 1) if has_grad else None
+            b.grad = mg.ones_like(b) * (i + 1) if has_grad else None
+        optimizer.step()
+        for single in singles:
+            single.step()
+    for a, b in zip(params, reference):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert optimizer.state[params[2]]["step"] == 2 and optimizer.state[params[0]]["step"] == 3
+
+
+# --------------------------------------------------------------------------- dropout masks on the device
+def test_dropout_masks_are_drawn_on_the_device_and_follow_the_seed(device):
+    x = mg.ones(50_000)
+    mg.manual_seed(3)
+    first = F.dropout(x, 0.25).numpy()
+    mg.manual_seed(3)
+    second = F.dropout(x, 0.25).numpy()
+    np.testing.assert_array_equal(first, second)
+    assert abs((first == 0).mean() - 0.25) < 0.01
+    np.testing.assert_allclose(first[first != 0], 1 / 0.75, rtol=1e-6)
+    assert not np.array_equal(second, F.dropout(x, 0.25).numpy())
+    scale = kernels.dropout.dropout_scale(mg.backend.generator(device), (1000,), 0.5, np.float64)
+    assert mg.backend.device_of(scale) == device

@@ -186,13 +186,31 @@ _seed_sequence = numpy.random.SeedSequence(0)
 _host_rng = numpy.random.default_rng(_seed_sequence)
 
 
+_seed = 0
+_device_rngs = {}            # device name -> its generator, made on first use after a seed
+
+
 def manual_seed(seed):
     """Seed every random draw minigrad makes (initialisation, dropout, randn)."""
-    global _host_rng
+    global _host_rng, _seed
     _host_rng = numpy.random.default_rng(seed)
+    _seed = seed
+    _device_rngs.clear()
 
 
 def rng():
-    """The host random generator. Draws are made on the host and then moved to the
-    device, so a seed gives the same numbers on "cpu" and "cuda"."""
+    """The host random generator. Initial values and randn are drawn on the host and
+    then moved to the device, so a seed gives the same numbers on "cpu" and "cuda"."""
     return _host_rng
+
+
+def generator(device):
+    """The generator for draws made where the data lives (dropout masks): the host one
+    for "cpu"; for "cuda" a generator on the GPU (cupy.random.default_rng), seeded from
+    the same mg.manual_seed, so that no mask is drawn on the host and copied over. The
+    two devices' streams differ; each is reproducible."""
+    if check_device(device) == "cpu":
+        return _host_rng
+    if "cuda" not in _device_rngs:
+        _device_rngs["cuda"] = _load_cuda().random.default_rng(_seed)
+    return _device_rngs["cuda"]

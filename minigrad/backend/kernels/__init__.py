@@ -10,10 +10,12 @@ every kernel against the op's math written with plain Tensor operations.
     parallel       the kernel threads (mg.set_num_threads) and cache-sized row blocks
     special        erf
     activations    GELU and its slope
+    optimizers     SGD and Adam(W) updates in place, over flat parameter arrays
     normalization  softmax, log_softmax, layer norm, batch norm (forward and backward)
     convolution    im2col / col2im, convolution forward and backward
+    dropout        dropout masks, drawn on the tensor's device
     attention      scaled dot-product attention, a block of queries at a time
     losses         cross-entropy with class ids, forward and backward in one pass each
 """
 from . import parallel  # noqa: F401  (first: the others run on its threads)
-from . import activations, attention, convolution, losses, normalization, special  # noqa: F401
+from . import activations, attention, convolution, dropout, losses, normalization, optimizers, special  # noqa: F401,E501
