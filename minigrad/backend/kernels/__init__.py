@@ -9,6 +9,7 @@ every kernel against the op's math written with plain Tensor operations.
 
     parallel       the kernel threads (mg.set_num_threads) and cache-sized row blocks
     special        erf
+    gpu            the elementwise kernels as single CUDA kernels (cupy.ElementwiseKernel)
     activations    GELU and its slope
     optimizers     SGD and Adam(W) updates in place, over flat parameter arrays
     normalization  softmax, log_softmax, layer norm, batch norm (forward and backward)
@@ -18,4 +19,4 @@ every kernel against the op's math written with plain Tensor operations.
     losses         cross-entropy with class ids, forward and backward in one pass each
 """
 from . import parallel  # noqa: F401  (first: the others run on its threads)
-from . import activations, attention, convolution, dropout, losses, normalization, optimizers, special  # noqa: F401,E501
+from . import activations, attention, convolution, dropout, gpu, losses, normalization, optimizers, special  # noqa: F401,E501

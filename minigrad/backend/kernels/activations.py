@@ -13,7 +13,7 @@ import math
 import numpy
 
 from .. import get_array_module
-from . import parallel
+from . import gpu, parallel
 from .special import erf
 
 SQRT_HALF = 1 / math.sqrt(2.0)
@@ -25,8 +25,12 @@ TANH_CUBIC = 0.044715
 def gelu_forward(x, approximate):
     """y and what the backward needs: Phi(x) for the exact form (erf is the costly part,
     so it is computed once), None for the tanh form."""
-    if get_array_module(x) is not numpy:
-        return _gelu_forward_block(x, approximate)
+    xp = get_array_module(x)
+    if xp is not numpy:
+        fused = gpu.kernel(xp, "gelu_tanh_forward" if approximate == "tanh" else "gelu_forward", x.dtype)
+        if fused is None:
+            return _gelu_forward_block(x, approximate)
+        return (fused(x), None) if approximate == "tanh" else fused(x)
     if approximate == "tanh":
         return parallel.map_elementwise(lambda b: _gelu_forward_block(b, "tanh")[0], x), None
     return parallel.map_elementwise(lambda b: _gelu_forward_block(b, "none"), x, dtypes=(x.dtype, x.dtype))
@@ -34,8 +38,12 @@ def gelu_forward(x, approximate):
 
 def gelu_backward(g, x, approximate, cdf=None):
     """dL/dx = g * dy/dx (formulas above), in x's dtype."""
-    if get_array_module(x) is not numpy or g.shape != x.shape:
-        return g * gelu_slope(x, approximate, cdf)
+    xp = get_array_module(x)
+    if xp is not numpy or g.shape != x.shape:
+        fused = gpu.kernel(xp, "gelu_tanh_backward" if approximate == "tanh" else "gelu_backward", x.dtype)
+        if fused is None or g.shape != x.shape or g.dtype != x.dtype:
+            return g * gelu_slope(x, approximate, cdf)
+        return fused(g, x) if approximate == "tanh" else fused(g, x, cdf)
     if approximate == "tanh":
         return parallel.map_elementwise(lambda gb, xb: gb * gelu_slope(xb, "tanh"), g, x)
     return parallel.map_elementwise(lambda gb, xb, cb: gb * gelu_slope(xb, "none", cb), g, x, cdf)

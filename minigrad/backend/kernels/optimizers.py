@@ -21,7 +21,7 @@ import math
 import numpy
 
 from .. import get_array_module
-from . import parallel
+from . import gpu, parallel
 
 
 def _in_blocks(update, *arrays):
@@ -61,6 +61,11 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, w
     exp_avg (m) and exp_avg_sq (v); step is t after this update (1 at the first)."""
     step_size = lr / (1.0 - beta1 ** step)
     correction = math.sqrt(1.0 - beta2 ** step)
+    fused = gpu.kernel(get_array_module(param), "adam_update", param.dtype)
+    if fused is not None and grad.dtype == param.dtype:
+        fused(grad, step_size, correction, beta1, beta2, eps, 0.0 if decoupled else weight_decay,
+              lr * weight_decay if decoupled else 0.0, param, exp_avg, exp_avg_sq)
+        return
 
     def update(w, g, m, v):
         xp = get_array_module(w)
