@@ -10,10 +10,10 @@
     model, optimizer, loader = privacy.make_private(model, optimizer, (X, y), batch_size=64,
                                                     noise_multiplier=1.0, max_grad_norm=1.0)
 """
-from .accountant import RDPAccountant
+from .accountant import RDPAccountant, get_noise_multiplier
 from .grad_sample import GradSampleModule, register_grad_sampler
 from .optimizer import DPOptimizer
 from .training import PoissonLoader, make_private
 
-__all__ = ["GradSampleModule", "register_grad_sampler", "DPOptimizer", "RDPAccountant", "PoissonLoader",
-           "make_private"]
+__all__ = ["GradSampleModule", "register_grad_sampler", "DPOptimizer", "RDPAccountant", "get_noise_multiplier",
+           "PoissonLoader", "make_private"]

@@ -200,3 +200,30 @@ class RDPAccountant:
 
     def __repr__(self):
         return f"RDPAccountant(steps={len(self)}, history={self.history})"
+
+
+def get_noise_multiplier(target_epsilon, delta, sample_rate, steps, epsilon_tolerance=0.01):
+    """The smallest noise_multiplier (to within the tolerance) whose `steps` steps at
+    `sample_rate` spend at most target_epsilon at this delta (Opacus' get_noise_multiplier,
+    by bisection: epsilon falls as sigma grows). Returns sigma with
+    target_epsilon - epsilon_tolerance < epsilon(sigma) <= target_epsilon."""
+    if target_epsilon <= 0:
+        raise ValueError(f"get_noise_multiplier: target_epsilon must be > 0, got {target_epsilon}")
+
+    def epsilon(sigma):
+        accountant = RDPAccountant()
+        accountant.history = [(sigma, sample_rate, steps)]
+        return accountant.get_epsilon(delta)
+    low, high = 0.0, 10.0
+    while epsilon(high) > target_epsilon:
+        low, high = high, 2 * high
+        if high > 1e6:
+            raise ValueError(f"get_noise_multiplier: no noise multiplier reaches epsilon {target_epsilon}")
+    while True:
+        middle = (low + high) / 2
+        if epsilon(middle) > target_epsilon:
+            low = middle
+        else:
+            high = middle
+            if epsilon(high) > target_epsilon - epsilon_tolerance:
+                return high
