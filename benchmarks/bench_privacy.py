@@ -49,6 +49,7 @@ import minigrad as mg  # noqa: E402
 import minigrad.functional as F  # noqa: E402
 from minigrad import nn, optim, privacy  # noqa: E402
 from minigrad.models import GPT  # noqa: E402
+from bench_transformer import load_torch  # noqa: E402
 
 TARGET_MLP_GHOST = 2.5
 FULL = dict(mlp=[784, 512, 512, 10], mlp_batch=256, vocab=65, block=64, layers=2, heads=4, d_model=128,
@@ -58,14 +59,15 @@ QUICK = dict(mlp=[64, 32, 10], mlp_batch=32, vocab=20, block=16, layers=1, heads
 SIGMA, CLIP = 1.0, 1.0
 
 
-def load_torch():
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+def load_torch_and_opacus():
+    """torch when both it and opacus are installed (bench_transformer's loader), else None."""
+    torch = load_torch()
     try:
-        import torch
         import opacus  # noqa: F401
     except ImportError:
         return None
-    torch.set_num_threads(int(THREADS))
+    if torch is not None:
+        torch.set_num_threads(int(THREADS))
     return torch
 
 
@@ -281,7 +283,7 @@ def main(argv=None):
     if hasattr(mg, "set_num_threads"):
         mg.set_num_threads(int(args.threads))
     cfg = QUICK if args.quick else FULL
-    torch = load_torch()
+    torch = load_torch_and_opacus()
     labels = {"mlp": f"MLP {'-'.join(map(str, cfg['mlp']))}, batch {cfg['mlp_batch']}, SGD momentum",
               "gpt": f"GPT vocab {cfg['vocab']}, block {cfg['block']}, {cfg['layers']} layers, {cfg['heads']} heads, "
                      f"d_model {cfg['d_model']}, batch {cfg['gpt_batch']}, AdamW"}
