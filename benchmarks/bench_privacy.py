@@ -28,7 +28,8 @@ GradSampleModule + DPOptimizer ("hooks") and its fast gradient clipping
 MLP only, since it refuses the GPT's tied output layer).
 
 Timings: the variants take turns every round (the order flips), medians of the
-rounds; BLAS at --threads (default 1) for every framework. Target: DP step with ghost
+rounds; run at all cores and at one thread (--threads N: only at N), the same for
+BLAS, minigrad's kernels and PyTorch. Target: DP step with ghost
 clipping <= 2.5x the normal step for the MLP.
 """
 import argparse
@@ -39,8 +40,10 @@ import time
 import tracemalloc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RESULTS, machine_info, pin_threads_from_argv, print_ratio, write_results  # noqa: E402
+from common import RESULTS, machine_info, pin_threads_from_argv, print_ratio, results_suffix  # noqa: E402
+from common import run_at_each_thread_count, write_results  # noqa: E402
 
+run_at_each_thread_count()     # no --threads: runs at all cores and at one thread, then exits
 THREADS = pin_threads_from_argv()
 
 import numpy as np  # noqa: E402
@@ -274,14 +277,16 @@ def report(result):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small models, two rounds (a few seconds)")
-    parser.add_argument("--threads", default="1", help="BLAS / OpenMP threads for every framework")
+    parser.add_argument("--threads", default="1", help="BLAS / OpenMP / minigrad threads for every framework "
+                        "(without it: the script runs at all cores and at one thread)")
     parser.add_argument("--out", default=None, help="results path without extension ('' writes nothing); "
-                        "default results/bench_privacy, or results/bench_privacy_quick with --quick")
+                        "default results/bench_privacy, or results/bench_privacy_quick with --quick, "
+                        "+ _1thread at one thread")
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = os.path.join(RESULTS, "bench_privacy_quick" if args.quick else "bench_privacy")
-    if hasattr(mg, "set_num_threads"):
-        mg.set_num_threads(int(args.threads))
+        args.out = os.path.join(RESULTS, ("bench_privacy_quick" if args.quick else "bench_privacy")
+                                + results_suffix(THREADS))
+    mg.set_num_threads(int(args.threads))
     cfg = QUICK if args.quick else FULL
     torch = load_torch_and_opacus()
     labels = {"mlp": f"MLP {'-'.join(map(str, cfg['mlp']))}, batch {cfg['mlp_batch']}, SGD momentum",
