@@ -71,9 +71,24 @@ def _gelu_forward_block(x, approximate):
 def gelu_slope(x, approximate, cdf=None):
     """dy/dx (formulas above), in x's dtype."""
     xp = get_array_module(x)
-    if approximate == "tanh":
-        t = xp.tanh(TANH_SCALE * (x + TANH_CUBIC * x * x * x))
-        return 0.5 * (1.0 + t) + (0.5 * TANH_SCALE) * x * (1.0 - t * t) * (1.0 + 3 * TANH_CUBIC * x * x)
+    if approximate == "tanh":                     # in place on three temporaries
+        square = x * x
+        t = square * TANH_CUBIC
+        t += 1.0
+        t *= x
+        t *= TANH_SCALE
+        xp.tanh(t, out=t)
+        inner = t * t                             # (1 - t^2) * (1 + 3 * 0.044715 x^2) * x * sqrt(2/pi) / 2
+        xp.subtract(1.0, inner, out=inner)
+        square *= 3 * TANH_CUBIC
+        square += 1.0
+        inner *= square
+        inner *= x
+        inner *= 0.5 * TANH_SCALE
+        t += 1.0
+        t *= 0.5
+        t += inner
+        return t
     density = x * x
     density *= -0.5
     density = xp.exp(density, out=density)

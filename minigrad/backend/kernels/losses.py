@@ -24,21 +24,21 @@ def cross_entropy_forward(logits, ids, valid, smoothing):
     compute = accumulation_dtype(logits.dtype)
     columns = [ids.reshape(-1, 1)] + ([valid.reshape(-1, 1)] if valid is not None else [])
 
-    def rows(x, id_col, *valid_col):
+    def rows(x, id_col, *rest):
         xp = get_array_module(x)
+        valid_col, (loss, p) = (rest[0], rest[1:]) if valid is not None else (None, rest)
         shifted = x - x.max(axis=-1, keepdims=True)
-        p = xp.exp(shifted)
+        xp.exp(shifted, out=p)
         total = p.sum(axis=-1, keepdims=True)
         p /= total
         log_total = xp.log(total)
-        picked = xp.take_along_axis(shifted, id_col, axis=-1) - log_total   # log p_t
-        loss = -(1.0 - smoothing) * picked
+        picked = xp.take_along_axis(shifted, id_col, axis=-1) - log_total          # log p_t
+        xp.multiply(picked, -(1.0 - smoothing), out=loss)
         if smoothing:
             loss -= (smoothing / n_classes) * (shifted.sum(axis=-1, keepdims=True) - n_classes * log_total)
-        if valid_col:
-            loss = xp.where(valid_col[0], loss, 0.0)
-        return loss, p
-    loss, p = for_row_blocks(rows, [logits] + columns, [compute, compute])
+        if valid_col is not None:
+            loss[...] = xp.where(valid_col, loss, 0.0)        # selected: NaN rows give 0, not NaN * 0
+    loss, p = for_row_blocks(rows, [logits] + columns, [(compute, 1), (compute, "d")])
     return loss.reshape(-1), p
 
 
@@ -50,15 +50,15 @@ def cross_entropy_backward(row_weights, p, ids, valid, smoothing, out_dtype):
     if valid is not None:
         columns.append(valid.reshape(-1, 1))
 
-    def rows(pb, w, id_col, *valid_col):
+    def rows(pb, w, id_col, *rest):
         xp = get_array_module(pb)
-        grad = pb - (smoothing / n_classes) if smoothing else pb.copy()
+        valid_col, grad = (rest[0], rest[1]) if valid is not None else (None, rest[0])
+        xp.subtract(pb, smoothing / n_classes, out=grad)
         grad[xp.arange(grad.shape[0]), id_col[:, 0]] -= 1.0 - smoothing
         grad *= w
-        if valid_col:
-            grad = xp.where(valid_col[0], grad, 0.0)
-        return (grad,)
-    return for_row_blocks(rows, [p] + columns, [numpy.dtype(out_dtype)])[0]
+        if valid_col is not None:
+            grad[...] = xp.where(valid_col, grad, 0.0)
+    return for_row_blocks(rows, [p] + columns, [(numpy.dtype(out_dtype), "d")])[0]
 
 
 def smoothed_targets(ids, n_classes, smoothing, like):

@@ -20,35 +20,46 @@ def accumulation_dtype(dtype):
     return numpy.dtype(numpy.float32) if numpy.dtype(dtype) == numpy.float16 else numpy.dtype(dtype)
 
 
-def for_row_blocks(fn, arrays, out_dtypes, axis=-1):
-    """outputs = fn(*row blocks) over the rows of `arrays` (same shape, reduced along `axis`),
-    computed in accumulation_dtype (floating inputs) and stored in out_dtypes; arrays after
-    the first may
-    have a last axis of 1 (a value per row). Block by block on the CPU,
-    in one go on other devices or for other axes. fn returns a tuple of outputs, each
-    either of the rows' shape or (rows, 1)."""
+def for_row_blocks(fn, arrays, outputs, axis=-1):
+    """Run fn(*input blocks, *output blocks) over the rows of `arrays` and return the outputs.
+
+    arrays: the first (..., d) reduced along `axis`; later ones (..., d) or (..., 1) (a
+    value per row). outputs: (dtype, width) per output, width "d" or 1. fn computes in
+    accumulation_dtype (floating inputs are cast to it) and writes its results into the
+    output blocks it is given (with out= and in-place updates: no extra pass to copy a
+    block's result). On the CPU, along the last axis, blocks of rows run on the kernel
+    threads; otherwise fn sees the whole arrays in one call."""
     x = arrays[0]
     compute = accumulation_dtype(x.dtype)
-    if get_array_module(x) is not numpy or axis != -1 or x.ndim == 0 or x.size == 0:
-        outs = fn(*(_computed(a, compute) for a in arrays))
-        return tuple(o.astype(d, copy=False) for o, d in zip(outs, out_dtypes))
-    d = x.shape[-1]
-    rows = [a.reshape(-1, a.shape[-1]) for a in arrays]     # (n, d), or (n, 1) per-row values
+    xp = get_array_module(x)
+    lead = x.shape[:-1] if x.ndim else ()
+    d = x.shape[-1] if x.ndim else 1
+    shapes = [lead + ((d if width == "d" else 1),) if axis == -1 else (x.shape if width == "d" else None)
+              for _, width in outputs]
+    if xp is not numpy or axis != -1 or x.ndim == 0 or x.size == 0:
+        scratch = [xp.empty(shape if shape is not None else _kept(x.shape, axis), dtype=compute)
+                   for shape in shapes]
+        fn(*(_computed(a, compute) for a in arrays), *scratch)
+        return tuple(o.astype(dtype, copy=False) for o, (dtype, _) in zip(scratch, outputs))
+    rows = [a.reshape(-1, a.shape[-1]) for a in arrays]            # (n, d), or (n, 1) per-row values
     n = rows[0].shape[0]
-    results = [None] * len(out_dtypes)
+    results = [numpy.empty((n, shape[-1]), dtype=dtype) for shape, (dtype, _) in zip(shapes, outputs)]
 
     def work(lo, hi):
-        outs = fn(*(_computed(r[lo:hi], compute) for r in rows))
-        for i, (o, dtype) in enumerate(zip(outs, out_dtypes)):
-            if results[i] is None:
-                results[i] = numpy.empty((n, o.shape[-1]), dtype=dtype)
-            results[i][lo:hi] = o
-    first = parallel.blocks(n, d * compute.itemsize * 4)[0][1]     # makes the outputs
-    work(0, first)
-    if first < n:
-        parallel.for_blocks(n - first, d * compute.itemsize * 4,
-                            lambda lo, hi: work(lo + first, hi + first), row_elements=d)
-    return tuple(r.reshape(x.shape[:-1] + (r.shape[-1],)) for r in results)
+        targets = [r[lo:hi] if r.dtype == compute else numpy.empty(r[lo:hi].shape, compute) for r in results]
+        fn(*(_computed(r[lo:hi], compute) for r in rows), *targets)
+        for r, t in zip(results, targets):
+            if t.base is not r:                                       # a float16 result: round once
+                r[lo:hi] = t
+    parallel.for_blocks(n, d * compute.itemsize, work, row_elements=d)
+    return tuple(r.reshape(shape) for r, shape in zip(results, shapes))
+
+
+def _kept(shape, axis):
+    """shape with `axis` reduced to 1 (a value per row along another axis)."""
+    kept = list(shape)
+    kept[axis] = 1
+    return tuple(kept)
 
 
 def as_last_axis(axis, ndim):
@@ -64,54 +75,50 @@ def _computed(array, compute):
 def softmax(x, axis):
     """y = exp(x - max x) / sum exp(x - max x) along axis (the max keeps exp finite)."""
     axis = as_last_axis(axis, x.ndim)
-    return for_row_blocks(lambda b: (_softmax(b, axis),), [x], [x.dtype], axis)[0]
 
-
-def _softmax(x, axis):
-    xp = get_array_module(x)
-    e = x - x.max(axis=axis, keepdims=True)
-    xp.exp(e, out=e)                      # in place: one temporary fewer
-    e /= e.sum(axis=axis, keepdims=True)
-    return e
+    def rows(xb, y):
+        xp = get_array_module(xb)
+        xp.subtract(xb, xb.max(axis=axis, keepdims=True), out=y)
+        xp.exp(y, out=y)
+        y /= y.sum(axis=axis, keepdims=True)
+    return for_row_blocks(rows, [x], [(x.dtype, "d")], axis)[0]
 
 
 def log_softmax(x, axis):
     """y = x - m - log(sum exp(x - m)) along axis, m = max x."""
     axis = as_last_axis(axis, x.ndim)
-    return for_row_blocks(lambda b: (_log_softmax(b, axis),), [x], [x.dtype], axis)[0]
 
-
-def _log_softmax(x, axis):
-    xp = get_array_module(x)
-    shifted = x - x.max(axis=axis, keepdims=True)
-    total = xp.exp(shifted).sum(axis=axis, keepdims=True)
-    shifted -= xp.log(total)
-    return shifted
+    def rows(xb, y):
+        xp = get_array_module(xb)
+        xp.subtract(xb, xb.max(axis=axis, keepdims=True), out=y)
+        y -= xp.log(xp.exp(y).sum(axis=axis, keepdims=True))
+    return for_row_blocks(rows, [x], [(x.dtype, "d")], axis)[0]
 
 
 def softmax_backward(g, y, axis):
     """dL/dx = y * (g - sum(g * y, axis)) for y = softmax(x)."""
     axis = as_last_axis(axis, g.ndim)
-    def rows(gb, yb):
-        gy = gb * yb
-        gy -= yb * gy.sum(axis=axis, keepdims=True)
-        return (gy,)
-    return for_row_blocks(rows, [g, y], [y.dtype], axis)[0]
+
+    def rows(gb, yb, grad):
+        get_array_module(gb).multiply(gb, yb, out=grad)
+        grad -= yb * grad.sum(axis=axis, keepdims=True)
+    return for_row_blocks(rows, [g, y], [(y.dtype, "d")], axis)[0]
 
 
 def log_softmax_backward(g, y, axis):
     """dL/dx = g - exp(y) * sum(g, axis) for y = log_softmax(x)."""
     axis = as_last_axis(axis, g.ndim)
-    def rows(gb, yb):
+
+    def rows(gb, yb, grad):
         xp = get_array_module(gb)
-        p = xp.exp(yb)
-        p *= gb.sum(axis=axis, keepdims=True)
-        return (gb - p,)
-    return for_row_blocks(rows, [g, y], [y.dtype], axis)[0]
+        xp.exp(yb, out=grad)
+        grad *= -gb.sum(axis=axis, keepdims=True)
+        grad += gb
+    return for_row_blocks(rows, [g, y], [(y.dtype, "d")], axis)[0]
 
 
-# In-place updates and einsum row dot products (sum_i a_i b_i without the temporary
-# a * b) save about a third of layer norm's time over the plain formulas.
+# Writing into the output blocks and einsum row dot products (sum_i a_i b_i without the
+# temporary a * b) save about a third of layer norm's time over the plain formulas.
 def layer_norm_forward(x, weight, bias, eps):
     """y = xhat * weight + bias, xhat = (x - mean) * rstd, rstd = 1 / sqrt(var + eps),
     mean and biased var over the last axis. Returns y, xhat, rstd (rstd (..., 1));
@@ -119,17 +126,18 @@ def layer_norm_forward(x, weight, bias, eps):
     compute = accumulation_dtype(x.dtype)
     w, b = weight.astype(compute, copy=False), bias.astype(compute, copy=False)
 
-    def rows(xb):
+    def rows(xb, y, xhat, rstd):
         xp = get_array_module(xb)
-        d = xb.shape[-1]
-        xhat = xb - xb.mean(axis=-1, keepdims=True)
-        var = xp.einsum("...i,...i->...", xhat, xhat)[..., None] / d
-        rstd = 1.0 / xp.sqrt(var + eps)
+        xp.subtract(xb, xb.mean(axis=-1, keepdims=True), out=xhat)
+        var = xp.einsum("...i,...i->...", xhat, xhat)[..., None]
+        var /= xb.shape[-1]
+        var += eps
+        xp.sqrt(var, out=var)
+        xp.divide(1.0, var, out=rstd)
         xhat *= rstd
-        y = xhat * w
+        xp.multiply(xhat, w, out=y)
         y += b
-        return y, xhat, rstd
-    return for_row_blocks(rows, [x], [x.dtype, compute, compute])
+    return for_row_blocks(rows, [x], [(x.dtype, "d"), (compute, "d"), (compute, 1)])
 
 
 def layer_norm_backward(g, xhat, rstd, weight):
@@ -137,20 +145,19 @@ def layer_norm_backward(g, xhat, rstd, weight):
         dL/dx = rstd * (gh - mean(gh) - xhat * mean(gh * xhat))
         dL/dweight = sum over leading axes of g * xhat,  dL/dbias = sum of g"""
     xp = get_array_module(g)
-    out_dtype = g.dtype
     d = g.shape[-1]
     w = weight.astype(xhat.dtype, copy=False)
 
-    def rows(gb, xhb, rb):
+    def rows(gb, xhb, rb, grad):
+        xp = get_array_module(gb)
         gh = gb * w
-        mean_gh = gh.mean(axis=-1, keepdims=True)
-        mean_gh_xhat = get_array_module(gb).einsum("...i,...i->...", gh, xhb)[..., None] / d
-        grad_x = xhb * mean_gh_xhat
-        get_array_module(gb).subtract(gh, grad_x, out=grad_x)
-        grad_x -= mean_gh
-        grad_x *= rb
-        return (grad_x,)
-    grad_x, = for_row_blocks(rows, [g, xhat, rstd], [out_dtype])
+        mean_gh_xhat = xp.einsum("...i,...i->...", gh, xhb)[..., None]
+        mean_gh_xhat /= d
+        xp.multiply(xhb, mean_gh_xhat, out=grad)
+        xp.subtract(gh, grad, out=grad)
+        grad -= gh.mean(axis=-1, keepdims=True)
+        grad *= rb
+    grad_x, = for_row_blocks(rows, [g, xhat, rstd], [(g.dtype, "d")])
     rows_g = g.reshape(-1, d).astype(xhat.dtype, copy=False)
     rows_xhat = xhat.reshape(-1, d)
     grad_w = xp.einsum("ni,ni->i", rows_g, rows_xhat).astype(weight.dtype, copy=False)
