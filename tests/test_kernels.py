@@ -406,3 +406,32 @@ def test_dropout_masks_are_drawn_on_the_device_and_follow_the_seed(device):
     assert not np.array_equal(second, F.dropout(x, 0.25).numpy())
     scale = kernels.dropout.dropout_scale(mg.backend.generator(device), (1000,), 0.5, np.float64)
     assert mg.backend.device_of(scale) == device
+
+
+# --------------------------------------------------------------------------- matrix products on the kernel threads
+@pytest.mark.parametrize("shapes", [((2048, 256), (256, 768)),          # rows
+                                    ((64, 4096), (4096, 3000)),         # columns (fewer rows than n / 4)
+                                    ((16, 4, 128, 64), (16, 4, 64, 128)),  # batch
+                                    ((1, 700, 64), (5, 64, 70)),        # a broadcast batch
+                                    ((3, 600, 64), (64, 600))])         # 2-D right operand
+def test_matmul_shared_over_threads_equals_one_blas_call(threads, shapes):
+    mg.set_num_threads(3)
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(s) for s in shapes)
+    np.testing.assert_allclose(kernels.linalg.matmul(a, b), np.matmul(a, b), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(kernels.linalg.matmul(b.swapaxes(-1, -2)[..., :3, :], a.swapaxes(-1, -2)),
+                               np.matmul(b.swapaxes(-1, -2)[..., :3, :], a.swapaxes(-1, -2)), rtol=1e-12, atol=1e-12)
+
+
+def test_matmul_op_reports_batch_shapes_that_do_not_broadcast(threads):
+    mg.set_num_threads(2)
+    with pytest.raises(ValueError, match="batch shapes"):
+        mg.randn(3, 200, 300) @ mg.randn(4, 300, 200)
+
+
+def test_blas_is_held_to_one_thread_so_the_kernel_threads_share_out_the_products(threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    mg.set_num_threads(2)
+    blas = [info for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    assert blas and all(info["num_threads"] == 1 for info in blas)
+    assert parallel.shares_out_products()

@@ -6,6 +6,7 @@ gradient, so backward broadcasts g back over the reduced axes.
 """
 from .. import backend
 from ..autograd import Function
+from ..backend import kernels
 from ..tensor import Tensor, as_tensors
 from .elementwise import where
 from .shape import broadcast_to, normalize_axis
@@ -302,7 +303,7 @@ class MatMul(Function):
         _check_inner(a.shape, b.shape)
         self.save_for_backward(a, b)
         try:
-            return xp_of(a).matmul(a, b)
+            return kernels.linalg.matmul(a, b)
         except ValueError:                   # numpy's message speaks of "remapped shapes"
             raise ValueError(f"matmul: batch shapes of {tuple(a.shape)} and {tuple(b.shape)} do not broadcast: "
                              f"{tuple(a.shape[:-2])} against {tuple(b.shape[:-2])}") from None

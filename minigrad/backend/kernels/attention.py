@@ -54,7 +54,7 @@ def _units(n, tq, tk, itemsize, xp, whole_slices=False):
 
 def _run(units, work):
     parallel.for_blocks(len(units), SCORE_BLOCK_BYTES, lambda lo, hi: [work(*u) for u in units[lo:hi]],
-                        row_elements=SCORE_BLOCK_BYTES // 4, uses_blas=True)
+                        row_elements=SCORE_BLOCK_BYTES // 4)
 
 
 def _scores(q_block, k_block, mask_block, scale):

@@ -14,6 +14,7 @@ of the differentiable ops built on these; this file is where their speed tricks 
 """
 from .. import get_array_module as xp_of
 from .. import numpy
+from . import linalg, parallel
 
 
 def check_window(name, shape, kernel, stride, padding):
@@ -107,17 +108,25 @@ def fold(cols, x_shape, kernel, stride, padding):
 
 
 # On the CPU the images go through unfold and the matrix product a few at a time,
-# so that each chunk of columns is still in the cache when the product reads it.
-# The arrays themselves are allocated whole, once per call: many fresh mid-sized
-# arrays would cost more in page faults than the cache saves. On the GPU: one chunk.
+# so that each chunk of columns is still in the cache when the product reads it, and
+# the chunks run on the kernel threads. The forward's arrays are allocated whole, once
+# per call: many fresh mid-sized arrays would cost more in page faults than the cache
+# saves. On the GPU: one chunk.
 _CHUNK_BYTES = 4 << 20
 
 
-def _chunks(xp, n, bytes_per_image):
+def _for_image_chunks(xp, n, bytes_per_image, images):
+    """images(start, stop) over chunks of about _CHUNK_BYTES of columns, on the kernel
+    threads (each chunk writes its own rows of the output); on the GPU one call."""
     if xp is not numpy:
-        return [(0, n)]
-    size = max(1, _CHUNK_BYTES // max(1, bytes_per_image))
-    return [(start, min(n, start + size)) for start in range(0, n, size)]
+        images(0, n)
+        return
+    per_chunk = max(1, _CHUNK_BYTES // max(1, bytes_per_image))
+    per_chunk = min(per_chunk, max(1, -(-n // parallel.get_num_threads())))
+    starts = list(range(0, n, per_chunk))
+    parallel.for_blocks(len(starts), _CHUNK_BYTES, lambda lo, hi: [
+        images(starts[i], min(n, starts[i] + per_chunk)) for i in range(lo, hi)],
+        row_elements=_CHUNK_BYTES // 4)
 
 
 def conv2d(x, weight, bias, stride, padding):
@@ -136,9 +145,11 @@ def conv2d(x, weight, bias, stride, padding):
         padded = pad(x, padding)
         y = xp.empty((n, o, length), dtype=xp.result_type(x.dtype, weight.dtype))
         cols = xp.empty((n, k, length), dtype=x.dtype)
-        for start, stop in _chunks(xp, n, k * length * x.dtype.itemsize):
+
+        def images(start, stop):
             unfold(padded[start:stop], (kh, kw), stride, (0, 0), out=cols[start:stop])
             xp.matmul(w2, cols[start:stop], out=y[start:stop])
+        _for_image_chunks(xp, n, k * length * x.dtype.itemsize, images)
     if bias is not None:
         y += bias.reshape(o, 1)
     return y.reshape(n, o, ho, wo), cols
@@ -167,14 +178,14 @@ def conv2d_stride1(x, weight, padding):
     flat[:, :, :hp * wp].reshape(n, c, hp, wp)[:, :, ph:ph + h, pw:pw + w] = x
     w2 = weight.reshape(o, c * kh * kw)
     y = xp.empty((n, o, span), dtype=xp.result_type(x.dtype, weight.dtype))
-    chunks = _chunks(xp, n, c * kh * kw * span * x.dtype.itemsize)
-    cols = xp.empty((max(stop - start for start, stop in chunks), c, kh, kw, span), dtype=x.dtype)
-    for start, stop in chunks:
-        block = cols[:stop - start]
+
+    def images(start, stop):
+        block = xp.empty((stop - start, c, kh, kw, span), dtype=x.dtype)
         for i in range(kh):
             for j in range(kw):
                 block[:, :, i, j] = flat[start:stop, :, i * wp + j:i * wp + j + span]
         xp.matmul(w2, block.reshape(stop - start, c * kh * kw, span), out=y[start:stop])
+    _for_image_chunks(xp, n, c * kh * kw * span * x.dtype.itemsize, images)
     return xp.ascontiguousarray(y.reshape(n, o, ho, wp)[:, :, :, :wo])
 
 
@@ -193,7 +204,7 @@ def conv2d_backward(g, x, weight, cols, stride, padding, needs):
     if needs[2]:
         grad_b = g.sum(axis=(0, 2, 3))
     if needs[1]:
-        grad_w = xp.matmul(g3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(weight.shape)
+        grad_w = linalg.matmul(g3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(weight.shape)
     if needs[0]:
         if input_grad_is_convolution((kh, kw), stride, padding):
             flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, O, kh, kw)

@@ -18,8 +18,9 @@ compilation per kernel on a fresh machine); numexpr has no erf and its tanh-GELU
 took 29 ms. A pool over row blocks needs no dependency at all.
 
 The thread count, `set_num_threads(n)` (env MINIGRAD_NUM_THREADS, default: the cores
-this process may run on), is also handed to BLAS through threadpoolctl when that is
-installed, so one setting governs the matrix products and the kernels alike.
+this process may run on), governs the matrix products too: BLAS is held to one thread
+(through threadpoolctl, when installed) and linalg.matmul shares products out over
+this same pool, so that no idle BLAS worker spins on a core the kernels need.
 """
 import os
 import threading
@@ -42,7 +43,8 @@ def _cores_available():
 
 
 def set_num_threads(n):
-    """Use n threads for the CPU kernels and for BLAS (as torch.set_num_threads)."""
+    """Use n threads for the CPU kernels, matrix products included (as torch.set_num_threads):
+    BLAS itself is held to one thread and linalg.matmul cuts large products into n parts."""
     global _num_threads, _pool
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
@@ -51,7 +53,7 @@ def set_num_threads(n):
             _pool.shutdown(wait=True)
             _pool = None
         _num_threads = n
-    _limit_blas(n)
+    _limit_blas(1)          # linalg.matmul shares the products out over these threads instead
 
 
 def get_num_threads():
@@ -93,20 +95,11 @@ def _limit_blas(n):
             library.set_num_threads(n)
 
 
-class _BlasOnOneThread:
-    """While the kernel threads each run matrix products, BLAS must not start threads of
-    its own as well: 2 kernel threads x 2 BLAS threads on 2 cores made causal attention
-    fwd+bwd 20x slower (spinning BLAS threads). Costs ~7 us per use."""
-
-    def __enter__(self):
-        blas = _blas_controller()
-        self.saved = [(lib, lib.get_num_threads()) for lib in blas.lib_controllers] if blas else []
-        for library, _ in self.saved:
-            library.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        for library, threads in self.saved:
-            library.set_num_threads(threads)
+def shares_out_products():
+    """True when BLAS is held to one thread here, so the matrix products are ours to share
+    out (linalg.matmul); without threadpoolctl BLAS keeps its own threads and does it."""
+    get_num_threads()
+    return bool(_blas_controller())
 
 
 def _get_pool():
@@ -130,11 +123,10 @@ def blocks(rows, row_bytes, parts=1):
     return [(lo, min(rows, lo + per_block)) for lo in range(0, rows, per_block)]
 
 
-def for_blocks(rows, row_bytes, work, row_elements=None, uses_blas=False):
+def for_blocks(rows, row_bytes, work, row_elements=None):
     """Call work(lo, hi) for row blocks covering range(rows), on the pool when the job
     is big enough and more than one thread is set; work must write disjoint outputs.
-    row_elements (default row_bytes / 4) decides "big enough"; uses_blas=True holds BLAS
-    to one thread while the blocks run on the pool (they are the parallelism)."""
+    row_elements (default row_bytes / 4) decides "big enough"."""
     threads = get_num_threads()
     elements = rows * (row_elements if row_elements is not None else row_bytes // 4)
     spans = blocks(rows, row_bytes, threads)
@@ -143,11 +135,24 @@ def for_blocks(rows, row_bytes, work, row_elements=None, uses_blas=False):
         for lo, hi in spans:
             work(lo, hi)
         return
-    if uses_blas:
-        with _BlasOnOneThread():
-            _run_on_pool(work, spans)
-    else:
-        _run_on_pool(work, spans)
+    _run_on_pool(work, spans)
+
+
+def in_worker():
+    """True inside a kernel thread (work started there runs there, never on the pool again)."""
+    return getattr(_in_worker, "active", False)
+
+
+def run_parts(size, parts, work):
+    """work(lo, hi) for `parts` near-equal spans of range(size), on the pool (the first span
+    on the calling thread, which would otherwise only wait)."""
+    parts = max(1, min(parts, size))
+    bounds = [size * i // parts for i in range(parts + 1)]
+    spans = list(zip(bounds[:-1], bounds[1:]))
+    futures = [_get_pool().submit(work, lo, hi) for lo, hi in spans[1:]]
+    work(*spans[0])
+    for future in futures:
+        future.result()
 
 
 def _run_on_pool(work, spans):
