@@ -89,6 +89,8 @@ def _blas_controller():
 
 
 def _limit_blas(n):
+    global _blas
+    _blas = None                      # look again: a BLAS may have been loaded since (scipy's)
     blas = _blas_controller()
     if blas:
         for library in blas.lib_controllers:
