@@ -5,7 +5,6 @@ A Tensor holds its numbers in ``.data``, a backend array (numpy on "cpu", cupy o
 calling it while gradients are recorded links the result to the op (``grad_fn``),
 and ``backward`` (autograd.py) follows those links back to the leaves.
 """
-import builtins
 import operator
 
 from . import autograd, backend, dtypes

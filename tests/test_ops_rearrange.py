@@ -197,12 +197,17 @@ def test_gather_and_scatter_add_check_their_index(device):
 
 
 # --------------------------------------------------------------------------- sort / topk / clone
-@given(data=st.data(), descending=st.booleans())
-def test_sort_matches_numpy_and_gradcheck(device, data, descending):
-    shape = data.draw(nonempty)
-    size = int(np.prod(shape))
-    a = np.array(data.draw(st.permutations(range(size))), dtype=np.float64).reshape(shape) * 0.1
-    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+@st.composite
+def distinct_values_and_axis(draw):
+    """Values 0.1 apart (no ties: central differences never reorder them) and an axis."""
+    shape = draw(nonempty)
+    a = np.array(draw(st.permutations(range(int(np.prod(shape))))), dtype=np.float64).reshape(shape) * 0.1
+    return a, draw(st.integers(-len(shape), len(shape) - 1))
+
+
+@given(case=distinct_values_and_axis(), descending=st.booleans())
+def test_sort_matches_numpy_and_gradcheck(device, case, descending):
+    a, axis = case
     order = np.argsort(-a if descending else a, axis=axis)
     values, indices = mg.tensor(a).sort(axis, descending=descending)
     np.testing.assert_array_equal(indices.numpy(), order)
@@ -217,13 +222,10 @@ def test_sort_is_stable_for_ties_both_ways(device):
     assert mg.tensor(np.array([3, 0, 255], dtype=np.uint8)).sort(descending=True)[0].tolist() == [255, 3, 0]
 
 
-@given(data=st.data(), largest=st.booleans())
-def test_topk_matches_numpy_and_gradcheck(device, data, largest):
-    shape = data.draw(nonempty)
-    size = int(np.prod(shape))
-    a = np.array(data.draw(st.permutations(range(size))), dtype=np.float64).reshape(shape) * 0.1
-    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
-    k = data.draw(st.integers(0, shape[axis]))
+@given(case=distinct_values_and_axis(), data=st.data(), largest=st.booleans())
+def test_topk_matches_numpy_and_gradcheck(device, case, data, largest):
+    a, axis = case
+    k = data.draw(st.integers(0, a.shape[axis]))
     order = np.take(np.argsort(-a if largest else a, axis=axis), range(k), axis=axis)
     values, indices = mg.tensor(a).topk(k, axis, largest=largest)
     np.testing.assert_array_equal(indices.numpy(), order)
