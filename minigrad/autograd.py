@@ -93,9 +93,11 @@ class Function:
         kind, dtype = type(first), first.dtype
         record = False
         for x in inputs:
-            if type(x.data) is not kind or x.data.dtype is not dtype:
+            data = x.data
+            if type(data) is not kind or data.dtype is not dtype:
                 kind = None
-            record = record or x.requires_grad
+            if x.requires_grad:
+                record = True
         if kind is None or (self.float_valued and dtype.kind in "biu"):
             inputs = conform_inputs(self, inputs)     # one device, one dtype (dtypes.py)
         arrays = [x.data for x in inputs]

@@ -57,18 +57,18 @@ def result_type(arrays):
     return zero_dim
 
 
-_PYTHON_NUMBERS = {bool: 0, int: 1, float: 2, complex: 3}       # the category of each Python number type
+PYTHON_NUMBERS = {bool: 0, int: 1, float: 2, complex: 3}       # the category of each Python number type
 
 
 def is_number(value):
     """A Python or numpy scalar (rule 3 treats them alike)."""
-    return type(value) in _PYTHON_NUMBERS or (isinstance(value, numpy.generic) and value.dtype.kind in CATEGORY)
+    return type(value) in PYTHON_NUMBERS or (isinstance(value, numpy.generic) and value.dtype.kind in CATEGORY)
 
 
 def number_dtype(value, tensors_dtype):
     """The dtype number `value` takes beside tensors whose result is tensors_dtype
     (None: no tensor; the number's own default) (rule 3)."""
-    category = _PYTHON_NUMBERS.get(type(value))
+    category = PYTHON_NUMBERS.get(type(value))
     if category is None:                                   # a numpy scalar
         category = CATEGORY[value.dtype.kind]
     if tensors_dtype is not None and category <= CATEGORY[tensors_dtype.kind]:

@@ -454,6 +454,12 @@ def as_tensors(values):
             break
     else:
         return values
+    if len(values) == 2:                  # the common x * 0.5 and 1 - x, without the loops below
+        a, b = values
+        if isinstance(a, Tensor) and type(b) in dtypes.PYTHON_NUMBERS:
+            return [a, _number(b, a.data.dtype, backend.get_array_module(a.data))]
+        if isinstance(b, Tensor) and type(a) in dtypes.PYTHON_NUMBERS:
+            return [_number(a, b.data.dtype, backend.get_array_module(b.data)), b]
     arrays, only_numbers = [], True
     for value in values:
         if isinstance(value, Tensor):

@@ -300,11 +300,11 @@ class MatMul(Function):
     formed only for an input that needs it: a data batch x in x @ W does not)."""
 
     def forward(self, a, b):
-        _check_inner(a.shape, b.shape)
         self.save_for_backward(a, b)
         try:
             return kernels.linalg.matmul(a, b)
         except ValueError:                   # numpy's message speaks of "remapped shapes"
+            _check_inner(a.shape, b.shape)
             raise ValueError(f"matmul: batch shapes of {tuple(a.shape)} and {tuple(b.shape)} do not broadcast: "
                              f"{tuple(a.shape[:-2])} against {tuple(b.shape[:-2])}") from None
 
@@ -327,12 +327,13 @@ def matmul(a, b):
     a, b = as_tensors([a, b])
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: needs at least 1-D operands, got shapes {a.shape} and {b.shape}")
-    _check_inner(a.shape, b.shape)
-    if a.ndim > 2 and b.ndim == 2 and a.shape[-1] == b.shape[0]:
+    squeeze_left, squeeze_right = a.ndim == 1, b.ndim == 1
+    if squeeze_left or squeeze_right:       # before they are made 2-D, so the error shows the shapes given
+        _check_inner(a.shape, b.shape)
+    elif a.ndim > 2 and b.ndim == 2 and a.shape[-1] == b.shape[0]:
         # (..., k) @ (k, m) as one 2-D product: one big BLAS call instead of one per
         # batch row, and dL/db = a^T g without building a (batch, k, m) array to sum
         return MatMul()(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[1],))
-    squeeze_left, squeeze_right = a.ndim == 1, b.ndim == 1
     if squeeze_left:
         a = a.reshape(1, -1)
     if squeeze_right:
