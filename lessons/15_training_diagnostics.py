@@ -203,7 +203,7 @@ def saturated(activation):
 
 
 cases = {"gain 0.5 (too small)": 0.5, "gain 5/3 (tanh's)": 5 / 3, "gain 5 (too large)": 5.0}
-print(f"layer:            " + "".join(f"{k:>15d}" for k in range(1, depth + 1)))
+print("layer:            " + "".join(f"{k:>15d}" for k in range(1, depth + 1)))
 statistics = {}
 for label, gain in cases.items():
     activations, gradients = layer_statistics(gain)

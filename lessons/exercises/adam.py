@@ -23,7 +23,7 @@ In minigrad
 
 Check:  python lessons check adam
 """
-import numpy as np
+import numpy as np  # noqa: F401  (for your answer)
 
 
 def adam_step(param, grad, m, v, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):

@@ -221,7 +221,8 @@ def check_attention(module):
                hint="dP = g @ v^T; dS = P * (dP - rowsum(dP * P)); dq = dS @ k / sqrt(d_k)")
         expect("attention_backward", case, "dk", got[1], expected[1], numeric[1],
                mistakes=[(ds.swapaxes(-1, -2) @ q, "dk misses the 1/sqrt(d_k): the scores are q k^T / sqrt(d_k)"),
-                         (lambda: ds @ q * scale, "dS needs transposing: S = q k^T / sqrt(d_k), so dk = dS^T @ q / sqrt(d_k)")],
+                         (lambda: ds @ q * scale,
+                          "dS needs transposing: S = q k^T / sqrt(d_k), so dk = dS^T @ q / sqrt(d_k)")],
                hint="dk = dS^T @ q / sqrt(d_k), the transpose taken over the last two axes only")
     return len(shapes)
 
@@ -253,7 +254,7 @@ def check_conv2d(module):
             assigned_image[index] = c.flat[found[-1]] if found.size else 0.0
         (got_image,) = outputs(call(module, "col2im", c.copy(), x_shape, kernel, stride, padding), ["image"],
                                "col2im")
-        expect("col2im", case, "the image", got_image, expected_image,
+        expect("col2im", case, "the image", got_image, expected_image, source="the adjoint of im2col",
                mistakes=[(assigned_image, "windows overlap: a pixel copied into several columns gets the SUM "
                                           "of their entries (+=, not =)")],
                hint="col2im(c)[n, ch, h, w] = sum of every entry of c that im2col copied from that pixel "
@@ -300,14 +301,14 @@ def check_adam(module):
             param, m, v = outputs(call(module, "adam_step", param.copy(), grad.copy(), m.copy(), v.copy(), t,
                                        **hyper), ["param", "m", "v"], "adam_step")
             where = f"{case}, step t={t}"
-            expect("adam_step", where, "param", param, expected[0], mistakes=mistakes,
+            expect("adam_step", where, "param", param, expected[0], mistakes=mistakes, source="optim.Adam",
                    hint="param <- param - lr * m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - beta1^t), "
                         "v_hat = v / (1 - beta2^t)")
             raw = "return the raw moments (before the bias correction, which only the step uses), as PyTorch keeps"
-            expect("adam_step", where, "m (the first moment)", m, expected[1],
+            expect("adam_step", where, "m (the first moment)", m, expected[1], source="optim.Adam",
                    mistakes=[(expected[1] / (1 - hyper["betas"][0] ** t), raw)],
                    hint="m <- beta1 * m + (1 - beta1) * g, with g already including weight_decay * param")
-            expect("adam_step", where, "v (the second moment)", v, expected[2],
+            expect("adam_step", where, "v (the second moment)", v, expected[2], source="optim.Adam",
                    mistakes=[(expected[2] / (1 - hyper["betas"][1] ** t), raw)],
                    hint="v <- beta2 * v + (1 - beta2) * g^2 (elementwise square)")
     return len(settings)

@@ -98,8 +98,9 @@ def close(got, expected):
     return got.shape == expected.shape and bool(np.all(np.abs(got - expected) <= ATOL + RTOL * np.abs(expected)))
 
 
-def expect(function, case, name, got, expected, numeric=None, mistakes=(), hint=""):
+def expect(function, case, name, got, expected, numeric=None, mistakes=(), hint="", source="minigrad"):
     """Raise Failure, with everything a student needs to find the bug, unless got matches expected.
+    numeric: index -> a central difference for that element; source: where expected comes from;
     mistakes: (wrong answer or a function computing it, hint) pairs for known mistakes."""
     head = f"{function}, case {case}: {name}"
     if got.shape != expected.shape:
@@ -111,11 +112,11 @@ def expect(function, case, name, got, expected, numeric=None, mistakes=(), hint=
     error = np.where(np.isfinite(got), error, np.inf)
     index = np.unravel_index(int(np.argmax(error)), error.shape) if got.ndim else ()
     where = f"at index {tuple(int(i) for i in index)}" if got.ndim else "(a single number)"
-    wrong = int(np.sum(error > ATOL))
+    off = int(np.sum(error > ATOL))
     second_opinion = f"; central difference {numeric(index):.8g}" if numeric is not None else ""
     lines = [f"{head} is wrong",
-             f"    {where}: expected {expected[index]:.8g} (minigrad{second_opinion}), got {got[index]:.8g}",
-             f"    {wrong} of {got.size} elements are off",
+             f"    {where}: expected {expected[index]:.8g} ({source}{second_opinion}), got {got[index]:.8g}",
+             f"    {off} of {got.size} elements are off",
              f"    hint: {diagnose(got, expected, mistakes) or hint}"]
     raise Failure("\n".join(lines))
 
@@ -143,7 +144,6 @@ def diagnose(got, expected, mistakes):
     if got.ndim >= 2 and got.shape[-1] == got.shape[-2] and close(got.swapaxes(-1, -2), expected):
         return "your answer is the transpose of the right one"
     return None
-
 
 
 # --------------------------------------------------------------------------- loading a file
