@@ -43,6 +43,7 @@ from . import collectives, world
 
 FIRST_BUCKET_MB = 1
 
+
 class Bucket:
     """Parameters whose gradients travel together as one flat array."""
 
@@ -162,10 +163,6 @@ class GradientBuckets:
                 param.grad = Tensor(bucket.slot(index))
             bucket.flat = bucket.pending = None       # the views keep the array alive, not the bucket
         self.armed, self.arrived = False, set()
-
-    def remove(self):
-        for handle in self.handles:
-            handle.remove()
 
 
 def _same_kind(a, b):

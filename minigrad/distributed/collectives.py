@@ -187,11 +187,9 @@ def _finish(array, buffer, op):
 class _Staged:
     """cupy arrays without NCCL: to the host, over MPI, back to the device."""
 
-    @staticmethod
-    def all_reduce(array, op):
-        host = backend.to_numpy(array)
-        _Host.all_reduce(host, op)
-        array[...] = backend.to_device(host, "cuda")
+    @classmethod
+    def all_reduce(cls, array, op):
+        cls.start_all_reduce(array, op).wait()
 
     @staticmethod
     def start_all_reduce(array, op):

@@ -44,7 +44,8 @@ class DataParallel:
     every parameter's .grad is the mean over ranks of the ranks' gradients.
 
     bucket_mb: the size of one all-reduce message (gradients are packed into flat
-        buckets of about this many megabytes).
+        buckets of about this many megabytes, by dtype and device: move or cast the
+        module before wrapping it).
     broadcast_buffers: buffers (BatchNorm's running statistics) are copied from
         rank 0 at every forward in training mode, as PyTorch does: rank 0's
         statistics win. A forward in eval mode or under no_grad sends nothing, so
@@ -52,9 +53,9 @@ class DataParallel:
     find_unused_parameters: see buckets.py; needed when some parameters get no
         gradient in a step.
 
-    forward, parameters(), named_parameters(), state_dict(), load_state_dict(),
-    train(), eval() and zero_grad() pass through to the module, and so does any
-    other attribute (model.generate). Differences from torch's
+    Every other attribute is the module's: parameters(), named_parameters(),
+    state_dict(), load_state_dict(), zero_grad(), model.generate, ... (train() and
+    eval() return the wrapper). Differences from torch's
     DistributedDataParallel: it is not an nn.Module itself, and its state_dict has
     the module's own names (no "module." prefix), so a checkpoint loads into the
     bare model. Collectives are called inside forward and backward: every rank
@@ -107,32 +108,17 @@ class DataParallel:
         finally:
             self.require_sync = previous
 
-    # ---- passed through to the module
-    def parameters(self, recurse=True):
-        return self.module.parameters(recurse)
-
-    def named_parameters(self, prefix="", recurse=True):
-        return self.module.named_parameters(prefix, recurse)
-
-    def state_dict(self, prefix=""):
-        return self.module.state_dict(prefix)
-
-    def load_state_dict(self, state_dict, strict=True):
-        return self.module.load_state_dict(state_dict, strict)
-
+    # ---- everything else is the module's (parameters(), state_dict(), ...)
     def train(self, mode=True):
         self.module.train(mode)
-        return self
+        return self                  # the wrapper, so that model = model.train() keeps it
 
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self, set_to_none=True):
-        self.module.zero_grad(set_to_none)
-
     def __getattr__(self, name):
-        # only called for names not found on the wrapper: the module's own attributes
-        if name == "module":
+        # called only for names the wrapper lacks: model.parameters() is model.module.parameters()
+        if name == "module" or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.module, name)
 
