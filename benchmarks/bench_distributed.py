@@ -26,7 +26,8 @@ bucket sizes while both ranks are idle.
     hidden fraction       = 1 - exposed / lone all-reduce (the part overlapped with backward)
 
 minigrad's runs also record how long the end of backward waited for the last
-buckets (DataParallel.buckets.last_wait_seconds).
+buckets (DataParallel.buckets.last_wait_seconds), and one more 2 x 1 run uses small
+buckets (--small-bucket-mb, default 2): more, smaller messages, started earlier.
 
 PyTorch is optional (tests never import it). DDP's processes find each other over TCP
 on 127.0.0.1; mpiexec only starts them. OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE, when set
@@ -217,12 +218,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run_layout(framework, processes, threads, cfg, bucket_mb):
+def layout_name(layout):
+    framework, processes, threads, bucket_mb = layout
+    buckets = f", {bucket_mb:g} MB buckets" if bucket_mb and framework == "minigrad" else ""
+    return f"{framework} {processes} x {threads}{buckets}"
+
+
+def run_layout(framework, processes, threads, bucket_mb, cfg):
     import minigrad.distributed as dist
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "result.json")
         argv = [os.path.abspath(__file__), "--worker", framework, "--threads", str(threads), "--cfg",
-                json.dumps(cfg), "--result", path, "--bucket-mb", str(bucket_mb), "--port", str(free_port())]
+                json.dumps(cfg), "--result", path, "--bucket-mb", str(bucket_mb or 25), "--port", str(free_port())]
         if processes == 1:
             done = subprocess.run([sys.executable, *argv], env=worker_environment(threads), capture_output=True,
                                   text=True, timeout=900)
@@ -244,7 +251,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-torch", action="store_true")
-    parser.add_argument("--bucket-mb", type=float, default=25)
+    parser.add_argument("--bucket-mb", type=float, default=25, help="DataParallel's bucket size (default 25)")
+    parser.add_argument("--small-bucket-mb", type=float, default=None,
+                        help="an extra minigrad 2 x 1 run with buckets this small, to see the overlap "
+                             "(default 2, --quick 0.1; 0: none)")
     parser.add_argument("--out", default=None, help="results path without extension ('' writes nothing)")
     parser.add_argument("--worker", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -261,15 +271,19 @@ def main():
     out = args.out if args.out is not None else os.path.join(RESULTS, "bench_distributed_quick" if args.quick
                                                             else "bench_distributed")
     frameworks = ["minigrad"] + ([] if args.no_torch or not torch_available() else ["torch"])
-    layouts = [(framework, processes, 2 // processes) for framework in frameworks for processes in (1, 2)]
+    # (framework, processes, threads, bucket MB); torch's DDP keeps its default buckets (25 MB)
+    layouts = [(framework, processes, 2 // processes, args.bucket_mb if processes > 1 else None)
+               for framework in frameworks for processes in (1, 2)]
+    small = args.small_bucket_mb if args.small_bucket_mb is not None else (0.1 if args.quick else 2)
+    if small:
+        layouts.append(("minigrad", 2, 1, small))
     runs = {layout: [] for layout in layouts}
     load_at_start = os.getloadavg()
     for round_ in range(cfg["rounds"]):
         for layout in (layouts if round_ % 2 == 0 else layouts[::-1]):
-            result = run_layout(*layout, cfg, args.bucket_mb)
+            result = run_layout(*layout, cfg)
             runs[layout].append(result)
-            print(f"round {round_ + 1}: {layout[0]} {layout[1]} x {layout[2]}: "
-                  f"{result['synced'] * 1e3:.0f} ms/step", flush=True)
+            print(f"round {round_ + 1}: {layout_name(layout)}: {result['synced'] * 1e3:.0f} ms/step", flush=True)
     result = summarise(cfg, runs, args.bucket_mb)
     result["machine"] = machine_info(load_average_at_start=load_at_start)
     report = markdown(result, args.quick)
@@ -291,26 +305,30 @@ def summarise(cfg, runs, bucket_mb):
     for processes, name in ((1, "1 process x 2 threads"), (2, "2 processes x 1 thread")):
         row = {"layout": name}
         for framework in ("minigrad", "torch"):
-            results = runs.get((framework, processes, 2 // processes))
+            results = runs.get((framework, processes, 2 // processes, bucket_mb if processes > 1 else None))
             step = median(r["synced"] for r in results) if results else None
             row[f"{framework}_step_ms"] = step * 1e3 if step else None
             row[f"{framework}_tokens_per_s"] = tokens / step if step else None
-            if results and processes == 2:
-                no_sync = median(r["no_sync"] for r in results)
-                lone = median(r["lone_all_reduce"] for r in results)
-                exposed = step - no_sync
-                entry = {"framework": framework, "synced_ms": step * 1e3, "no_sync_ms": no_sync * 1e3,
-                         "exposed_ms": exposed * 1e3, "lone_all_reduce_ms": lone * 1e3,
-                         "hidden_fraction": min(1.0, max(0.0, 1 - exposed / lone))}
-                if framework == "minigrad":
-                    entry["end_of_backward_wait_ms"] = median(r["end_of_backward_wait"] for r in results) * 1e3
-                    entry["bucket_sizes_mb"] = results[0]["bucket_sizes_mb"]
-                communication.append(entry)
         layouts.append(row)
-    params = runs[("minigrad", 1, 2)][0]["params"]
+    for layout, results in runs.items():
+        framework, processes, _, buckets = layout
+        if processes == 1:
+            continue
+        step, no_sync = median(r["synced"] for r in results), median(r["no_sync"] for r in results)
+        lone = median(r["lone_all_reduce"] for r in results)
+        exposed = step - no_sync
+        entry = {"framework": framework, "bucket_mb": buckets if framework == "minigrad" else 25,
+                 "synced_ms": step * 1e3, "no_sync_ms": no_sync * 1e3, "exposed_ms": exposed * 1e3,
+                 "lone_all_reduce_ms": lone * 1e3, "hidden_fraction": min(1.0, max(0.0, 1 - exposed / lone)),
+                 "tokens_per_s": tokens / step}
+        if framework == "minigrad":
+            entry["end_of_backward_wait_ms"] = median(r["end_of_backward_wait"] for r in results) * 1e3
+            entry["bucket_sizes_mb"] = results[0]["bucket_sizes_mb"]
+        communication.append(entry)
+    params = next(iter(runs.values()))[0]["params"]
     return {"config": cfg, "tokens_per_step": tokens, "params": params, "bucket_mb": bucket_mb,
             "layouts": layouts, "communication": communication,
-            "runs": {f"{f} {p}x{t}": r for (f, p, t), r in runs.items()}}
+            "runs": {layout_name(layout): r for layout, r in runs.items()}}
 
 
 def markdown(result, quick):
@@ -335,15 +353,19 @@ def markdown(result, quick):
               "## Communication (2 processes)", "",
               "exposed = synced step - no_sync step; hidden fraction = 1 - exposed / lone all-reduce "
               "(the all-reduce of every gradient, in the step's buckets, timed with both ranks idle).", "",
-              "| framework | synced step (ms) | no_sync step (ms) | exposed (ms) | lone all-reduce (ms) | hidden fraction | end-of-backward wait (ms) |",
-              "|---|---|---|---|---|---|---|"]
+              "| framework | buckets (MB) | tokens/s | synced step (ms) | no_sync step (ms) | exposed (ms) | lone all-reduce (ms) | hidden fraction | end-of-backward wait (ms) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for entry in result["communication"]:
-        lines.append(f"| {entry['framework']} | {entry['synced_ms']:.0f} | {entry['no_sync_ms']:.0f} | "
+        lines.append(f"| {entry['framework']} | {entry['bucket_mb']:g} | {entry['tokens_per_s']:.0f} | "
+                     f"{entry['synced_ms']:.0f} | {entry['no_sync_ms']:.0f} | "
                      f"{entry['exposed_ms']:.1f} | {entry['lone_all_reduce_ms']:.1f} | "
                      f"{entry['hidden_fraction']:.2f} | {fmt(entry.get('end_of_backward_wait_ms'), '.1f')} |")
-    buckets = next((e["bucket_sizes_mb"] for e in result["communication"] if e["framework"] == "minigrad"), [])
-    lines += ["", f"minigrad's buckets (MB, in the order they are sent): {', '.join(f'{b:.2f}' for b in buckets)}.",
-              "", "Only a 2-core machine was available: no table for 4 or 8 processes.", "",
+    lines.append("")
+    for entry in result["communication"]:
+        if entry["framework"] == "minigrad":
+            sizes = ", ".join(f"{b:.2f}" for b in entry["bucket_sizes_mb"])
+            lines.append(f"minigrad with bucket_mb={entry['bucket_mb']:g}: buckets of {sizes} MB, in the order sent.  ")
+    lines += ["", "Only a 2-core machine was available: no table for 4 or 8 processes.", "",
               f"Machine: {result['machine']}", ""]
     return "\n".join(lines)
 
