@@ -207,8 +207,9 @@ for n in (2, 4, 8, 16):
     print(f"N = {n:2d}: every rank holds the sum; each sent {sent[0]:5d} values = {sent[0] / size:.3f} x the "
           f"vector (2(N-1)/N = {2 * (n - 1) / n:.3f}); through one root it would be {n - 1} x")
 print("The ring's traffic per rank stays below 2x the gradient's size for any N, so adding processes\n"
-      "does not make each one's communication grow: why all-reduce scales (MPI and NCCL use it for large\n"
-      "messages). Its latency grows with the 2(N-1) rounds, which is why small messages are bucketed.")
+      "does not make each one's communication grow: why all-reduce scales (NCCL uses this ring; MPI\n"
+      "libraries use it or another reduce-scatter + all-gather for large messages). Its latency grows\n"
+      "with the 2(N-1) rounds, which is why small gradients are packed into buckets.")
 figure, axis = plt.subplots(figsize=(6, 3.6), constrained_layout=True)
 ns = np.arange(2, 65)
 axis.plot(ns, 2 * (ns - 1) / ns, label="ring: 2(N-1)/N")

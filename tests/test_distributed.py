@@ -295,3 +295,32 @@ def test_buckets_hold_parameters_in_reverse_order_the_first_at_most_one_megabyte
     layout = [[names[id(p)] for p in bucket.params] for bucket in buckets]
     # 1.weight would fit a 1.5 MB bucket after layer 2, but the first bucket stops at 1 MB
     assert layout == [["2.bias", "2.weight", "1.bias"], ["1.weight"], ["0.bias"], ["0.weight"]]
+
+
+def test_two_backwards_that_each_reach_part_of_the_model_after_one_forward_are_an_error():
+    from minigrad import nn
+
+    class TwoOutputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = nn.Dense(3, 4), nn.Dense(4, 2)
+
+        def forward(self, x):
+            hidden = self.first(x)
+            return self.second(hidden.detach()), self.second(hidden)
+    model = dist.DataParallel(TwoOutputs(), bucket_mb=1e-6)
+    partial, full = model(mg.ones(5, 3))
+    partial.sum().backward()                            # only `second`: the averaging cannot finish yet
+    with pytest.raises(RuntimeError, match=r"parameter 'second\.(weight|bias)' received a gradient twice"):
+        full.sum().backward()
+
+
+def test_frozen_parameters_are_broadcast_but_never_bucketed():
+    from minigrad import nn
+    net = nn.Sequential(nn.Dense(3, 4), nn.Dense(4, 2))
+    net[0].weight.requires_grad = False
+    model = dist.DataParallel(net)
+    bucketed = {id(p) for bucket in model.buckets.buckets for p in bucket.params}
+    assert id(net[0].weight) not in bucketed and id(net[1].weight) in bucketed
+    model(mg.ones(5, 3)).sum().backward()
+    assert net[0].weight.grad is None and net[1].weight.grad is not None

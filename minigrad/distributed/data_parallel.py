@@ -59,7 +59,9 @@ class DataParallel:
     DistributedDataParallel: it is not an nn.Module itself, and its state_dict has
     the module's own names (no "module." prefix), so a checkpoint loads into the
     bare model. Collectives are called inside forward and backward: every rank
-    must run the same number of training forwards and backwards.
+    must run the same number of training forwards and backwards, one backward per
+    forward (a second backward through a forward whose averaging finished adds
+    into .grad locally, unaveraged, as with PyTorch's DDP).
     """
 
     def __init__(self, module, bucket_mb=25, broadcast_buffers=True, find_unused_parameters=False):
