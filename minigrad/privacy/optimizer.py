@@ -74,8 +74,7 @@ class DPOptimizer:
     def clip_and_noise(self):
         """Write the private gradient g (module docstring) into every parameter's .grad."""
         params = self.params
-        forms = self._forms(params)
-        forms = forms or [None] * len(params)
+        forms = self._forms(params) or [None] * len(params)           # None: an empty batch
         if any(form is not None for form in forms):
             factors = (self.max_grad_norm / (_total_norms(forms) + 1e-6)).clip(max=1.0)     # (B,)
         std = self.noise_multiplier * self.max_grad_norm
