@@ -92,7 +92,8 @@ def main():
         torch.set_num_threads(int(THREADS))
     except ImportError:
         torch = None
-    mg.set_num_threads(int(THREADS))
+    if hasattr(mg, "set_num_threads"):          # (older minigrads: BLAS threads only)
+        mg.set_num_threads(int(THREADS))
 
     rng = np.random.default_rng(0)
     images = rng.random((BATCH, 1, 8, 8)).astype(np.float32)   # digits' shape and range (0..1)

@@ -14,7 +14,7 @@ import minigrad as mg
 import minigrad.functional as F
 from minigrad.backend import kernels
 from minigrad.backend.kernels import parallel, special
-from minigrad.ops import composite
+from minigrad.ops import composite, image
 
 
 @pytest.fixture
@@ -166,6 +166,9 @@ FUSED_FUNCTIONS = {   # name -> (Function factory, input shapes)
     "softmax": (lambda: composite.SoftmaxOp(-1), [(6, 9)]),
     "log_softmax": (lambda: composite.LogSoftmaxOp(0), [(6, 9)]),
     "layer_norm": (lambda: composite.LayerNormOp(1e-5), [(6, 9), (9,), (9,)]),
+    "batch_norm": (lambda: image.BatchNormOp(1e-5), [(4, 3, 5, 5), (3,), (3,)]),
+    "conv2d": (lambda: image.Conv2dOp(stride=1, padding=1), [(2, 3, 6, 6), (4, 3, 3, 3), (4,)]),
+    "conv2d_strided": (lambda: image.Conv2dOp(stride=2, padding=0), [(2, 3, 7, 7), (4, 3, 3, 3), (4,)]),
 }
 
 
@@ -175,7 +178,7 @@ def test_backward_arrays_equals_the_tensor_backward(device, name):
     under create_graph=True: both must give the same gradients."""
     make, shapes = FUSED_FUNCTIONS[name]
     inputs = [mg.tensor(_data(s, seed=i), requires_grad=True) for i, s in enumerate(shapes)]
-    upstream = mg.tensor(_data(shapes[0], seed=9))
+    upstream = mg.tensor(_data(make()(*inputs).shape, seed=9))
     fast = mg.grad((make()(*inputs) * upstream).sum(), inputs)
     graph = mg.grad((make()(*inputs) * upstream).sum(), inputs, create_graph=True)
     for a, b in zip(fast, graph):
@@ -435,3 +438,16 @@ def test_blas_is_held_to_one_thread_so_the_kernel_threads_share_out_the_products
     blas = [info for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
     assert blas and all(info["num_threads"] == 1 for info in blas)
     assert parallel.shares_out_products()
+
+
+def test_scatter_add_of_rows_equals_add_at_with_repeats_and_negative_ids():
+    rng = np.random.default_rng(4)
+    ids = rng.integers(-5, 7, (30, 4))
+    values = rng.standard_normal((30, 4, 3, 2))
+    target = rng.standard_normal((7, 3, 2))
+    expected = target.copy()
+    np.add.at(expected, (ids,), values)
+    got = mg.backend.scatter_add(target.copy(), (ids,), values)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    x = mg.tensor(rng.standard_normal((7, 3)), requires_grad=True)
+    assert mg.gradcheck(lambda t: t[ids[:, :2]], [x])

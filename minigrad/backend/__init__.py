@@ -169,7 +169,13 @@ def as_dtype(dtype):
 def scatter_add(target, index, values):
     """target[index] += values, adding repeated indices up (numpy's add.at, cupyx.scatter_add)."""
     xp = get_array_module(target)
-    if xp is numpy:
+    rows = index[0] if isinstance(index, tuple) and len(index) == 1 else index
+    if (xp is numpy and isinstance(rows, numpy.ndarray) and rows.dtype.kind in "iu" and rows.size
+            and values.shape == rows.shape + target.shape[1:]
+            and -target.shape[0] <= rows.min() and rows.max() < target.shape[0]):
+        from .kernels.indexing import scatter_add_rows     # a lookup's backward: whole rows at once
+        scatter_add_rows(target, rows % max(target.shape[0], 1), values)
+    elif xp is numpy:
         numpy.add.at(target, index, values)
     elif hasattr(xp, "_scatter_add"):          # the test double
         xp._scatter_add(target, index, values)

@@ -8,6 +8,7 @@ kernel's docstring gives the formula it computes, and tests/test_kernels.py chec
 every kernel against the op's math written with plain Tensor operations.
 
     parallel       the kernel threads (mg.set_num_threads) and cache-sized row blocks
+    indexing       scatter-add of rows (a lookup's backward)
     linalg         matrix products shared out over the kernel threads
     special        erf
     gpu            the elementwise kernels as single CUDA kernels (cupy.ElementwiseKernel)
@@ -20,4 +21,4 @@ every kernel against the op's math written with plain Tensor operations.
     losses         cross-entropy with class ids, forward and backward in one pass each
 """
 from . import parallel  # noqa: F401  (first: the others run on its threads)
-from . import activations, attention, convolution, dropout, gpu, linalg, losses, normalization, optimizers, special  # noqa: F401,E501
+from . import activations, attention, convolution, dropout, gpu, indexing, linalg, losses, normalization, optimizers, special  # noqa: F401,E501
