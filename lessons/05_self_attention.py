@@ -10,7 +10,8 @@ What you will learn
         3. softmax A = softmax(S / sqrt(d_k)) each row: weights >= 0 that sum to 1
         4. mix     Y = A V                    each output is a weighted average of values
     that is  Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V;
-  * why the scale matters (dot products of random vectors grow like sqrt(d_k));
+  * why the scale matters (dot products of random vectors grow like sqrt(d_k)), and
+    what goes wrong without it: softmax saturates and the gradient vanishes (measured);
   * a causal mask, so a token can look only at itself and the tokens before it;
   * the same computation through F.scaled_dot_product_attention.
 
@@ -66,7 +67,9 @@ print("X (T=6, d_model=4), columns = [thing, action, place, grammar]:\n", X.nump
 # The projections. A key says what a token IS: [thing, action, place];
 # a query says what a token LOOKS FOR:
 #   a thing looks for an action (what did I do?), an action for a thing and a
-#   place (who, where?), a grammar word for a thing or a place nearby.
+#   place (who, where?), a grammar word for a thing or a place. Not one NEARBY:
+#   nothing here says where a token stands, so attention cannot prefer near to
+#   far (section 3 checks it; lesson 6 adds positions).
 # In a real model these matrices are learned; here they are written by hand.
 # (The factor 3 sharpens the softmax: it plays the role of a learned scale.)
 W_k = mg.tensor([[1, 0, 0],          # thing   -> key "thing"
@@ -105,12 +108,43 @@ for width in (4, 64, 512):
     print(f"  d_k = {width:3d}: variance of q.k = {dots.var().item():7.1f},  "
           f"of q.k / sqrt(d_k) = {(dots / math.sqrt(width)).var().item():.2f}")
 
+# Ablation: drop the 1 / sqrt(d_k). Random queries and keys (T = 16 tokens), and a
+# random upstream gradient G standing in for the rest of a network: how peaked is
+# softmax, and how much gradient flows back through it to the scores?
+#     dL/dS_ij = A_ij (G_ij - sum_l A_il G_il)     ~ 0 when a row of A is one-hot
+print("Ablation: the same random attention with and without the 1/sqrt(d_k)")
+print("   d_k   scaled?   mean largest weight   median |dL/dS| per query   queries with |dL/dS| < 1e-3")
+saturation = {}
+for width in (4, 64, 512):
+    q, k = mg.randn(32 if args.quick else 128, 16, width), mg.randn(32 if args.quick else 128, 16, width)
+    upstream = mg.randn(q.shape[0], 16, 16)
+    for scaled_run in (True, False):
+        raw_scores = (q @ k.transpose(0, 2, 1)) * (1 / math.sqrt(width) if scaled_run else 1.0)
+        raw_scores.requires_grad = True
+        attention = F.softmax(raw_scores, axis=-1)
+        (score_gradient,) = mg.grad((attention * upstream).sum(), [raw_scores])
+        row_norms = np.linalg.norm(score_gradient.numpy(), axis=-1)
+        saturation[width, scaled_run] = (attention.numpy().max(-1).mean(), np.median(row_norms),
+                                         (row_norms < 1e-3).mean())
+        print(f"  {width:4d}   {'yes' if scaled_run else 'no ':3s}       {saturation[width, scaled_run][0]:10.3f}"
+              f"            {saturation[width, scaled_run][1]:12.2e}               {saturation[width, scaled_run][2]:6.0%}")
+shrink = saturation[512, True][1] / saturation[512, False][1]
+print(f"without the scale, at d_k = 512 softmax is nearly one-hot and the median gradient reaching the "
+      f"scores is {shrink:.0f}x smaller:\nthose queries barely learn. With it, nothing changes with d_k.")
+assert saturation[512, False][0] > 0.9 and shrink > 100
+assert abs(saturation[512, True][1] / saturation[4, True][1] - 1) < 0.2
+
 # ---------------------------------------------------------------------------
 section("3. Softmax along each row: the attention weights A")
 # softmax(s)_j = exp(s_j) / sum_l exp(s_l); computed stably by subtracting the row maximum first
 weights = F.softmax(scaled, axis=-1)                              # (6, 6)
 print("A = softmax(S / sqrt(d_k)):\n", weights.numpy())
 print("every row sums to 1:", weights.sum(axis=-1).numpy())
+# The two "the"s (positions 0 and 4) have the same embedding, so the same query: their
+# rows are identical, although "mat" is next to the second and far from the first.
+print("the rows of 'the'@0 and 'the'@4 are identical (no positions, so no 'nearby'):",
+      np.array_equal(weights.numpy()[0], weights.numpy()[4]))
+assert np.array_equal(weights.numpy()[0], weights.numpy()[4])
 for i, token in enumerate(tokens):
     first, second = np.argsort(-weights.numpy()[i])[:2]
     print(f"  {token:>4s} (position {i}) attends to {tokens[first]!r}@{first} "
@@ -121,6 +155,7 @@ section("4. Mix the values: Y = A V")
 Y = weights @ V                                                   # (6, 4)
 print("Y = A V, columns = [thing, action, place, grammar]:\n", Y.numpy())
 print("Row 'sat' now carries 'thing' and 'place' features: it gathered who sat ('cat') and where ('mat').")
+assert Y.numpy()[2, 0] > 0.4 and Y.numpy()[2, 2] > 0.4, "row 'sat' should carry 'thing' and 'place'"
 
 # ---------------------------------------------------------------------------
 section("5. The same through F.scaled_dot_product_attention")
