@@ -11,7 +11,11 @@ What you will learn
         pe[p, 2i] = sin(p / 10000^(2i/d_model)),  pe[p, 2i+1] = cos(p / 10000^(2i/d_model))
   * LayerNorm rescales each token's vector to mean 0 and variance 1, then
     applies a learned gain and shift:  y = (x - mean) / sqrt(var + eps) * gamma + beta;
-  * how these three pieces and a feed-forward network make a Transformer layer.
+  * how these three pieces and a feed-forward network make a Transformer layer;
+  * ablations, trained: without positions a model is order-blind (shuffle the input,
+    get the same outputs shuffled); without residual connections a deep stack stops
+    training;
+  * the reading in which the primer's Output = LayerNorm(h_1 + ... + h_n) holds exactly.
 
 Read alongside
   minigrad/nn/attention.py    MultiHeadAttention (split_heads, merge_heads), causal_mask
@@ -19,7 +23,7 @@ Read alongside
   minigrad/nn/layers.py       LayerNorm;  minigrad/ops/composite.py  LayerNormOp's forward and backward
 
 Run:  python lessons/06_multihead_positional_layernorm.py [--quick] [--out DIR]
-Writes heads.png (each head's attention map), positional_encoding.png (the pe
+Writes heads.png (the two heads of a trained model), positional_encoding.png (the pe
 table and a few of its columns) and layernorm.png into the output folder.
 """
 import argparse
@@ -33,6 +37,7 @@ import numpy as np
 import minigrad as mg
 import minigrad.functional as F
 import minigrad.nn as nn
+from minigrad import optim
 
 parser = argparse.ArgumentParser(description="Lesson 6: multi-head attention, positions, LayerNorm")
 parser.add_argument("--quick", action="store_true", help="a run of a few seconds (used by the tests)")
@@ -81,13 +86,6 @@ assert np.allclose(by_hand.numpy(), output.numpy(), atol=1e-5)
 print("(The module does all heads in one batched matmul: (B, T, d_model) is reshaped to "
       "(B, T, h, d_head) and transposed to (B, h, T, d_head).)")
 
-figure, panels = plt.subplots(1, n_heads, figsize=(4.2 * n_heads, 3.8), constrained_layout=True)
-for i, panel in enumerate(panels):
-    panel.imshow(weights.numpy()[0, i], cmap="viridis", vmin=0, vmax=1)
-    panel.set_xticks(range(T), tokens); panel.set_yticks(range(T), tokens)
-    panel.set_title(f"head {i} (random, untrained weights)")
-figure.savefig(os.path.join(args.out, "heads.png"), dpi=100)
-plt.close(figure)
 
 # ---------------------------------------------------------------------------
 section("2. Attention alone ignores word order")
@@ -140,6 +138,106 @@ figure.savefig(os.path.join(args.out, "positional_encoding.png"), dpi=100)
 plt.close(figure)
 
 # ---------------------------------------------------------------------------
+section("3b. Trained heads, and the same model without positions (an ablation)")
+# A task that needs positions: read a row of 8 random letters and output, at every
+# position, the letter just before it AND the letter just after it. The model is the
+# smallest that can: embed -> (+ positional encoding) -> 2-head attention -> Dense, with
+# 2 x 10 logits per position. Trained once with the positional encoding, once without.
+letters = list("abcdefghij")
+task_rng = np.random.default_rng(0)
+
+
+def neighbour_batch(n):
+    """ids (n, 8) and the targets: the previous letter and the next one (-100 where none)."""
+    row_ids = task_rng.integers(0, len(letters), size=(n, 8))
+    previous, following = np.full((n, 8), -100), np.full((n, 8), -100)
+    previous[:, 1:], following[:, :-1] = row_ids[:, :-1], row_ids[:, 1:]
+    return row_ids, previous, following
+
+
+class NeighbourReader(nn.Module):
+    """logits (B, T, 2, 10) = Dense(MultiHead(embed(ids) [+ pe])), [0] = previous, [1] = next."""
+
+    def __init__(self, uses_positions, width=32):
+        super().__init__()
+        self.embed = nn.Embedding(len(letters), width)
+        self.positions = nn.PositionalEncoding(width, max_len=8) if uses_positions else None
+        self.attention = nn.MultiHeadAttention(width, 2)
+        self.readout = nn.Dense(width, 2 * len(letters))
+
+    def forward(self, row_ids, return_weights=False):
+        h = self.embed(row_ids)
+        if self.positions is not None:
+            h = self.positions(h)
+        h, attention_weights = self.attention(h, return_weights=True)
+        logits = self.readout(h).reshape(row_ids.shape[0], row_ids.shape[1], 2, len(letters))
+        return (logits, attention_weights) if return_weights else logits
+
+
+def neighbour_loss(logits, previous, following):
+    return (F.cross_entropy(logits[:, :, 0], previous, ignore_index=-100)
+            + F.cross_entropy(logits[:, :, 1], following, ignore_index=-100))
+
+
+readers, reader_accuracy = {}, {}
+test_ids, test_previous, test_following = neighbour_batch(500)
+for uses_positions in (True, False):
+    mg.manual_seed(0)
+    reader = NeighbourReader(uses_positions)
+    reader_optimizer = optim.Adam(reader.parameters(), lr=1e-2)
+    reader_losses = []
+    for step in range(150 if args.quick else 400):
+        batch_ids, previous, following = neighbour_batch(32)
+        loss = neighbour_loss(reader(batch_ids), previous, following)
+        reader_optimizer.zero_grad()
+        loss.backward()
+        reader_optimizer.step()
+        reader_losses.append(loss.item())
+    with mg.no_grad():
+        guesses = reader(test_ids).numpy().argmax(-1)                       # (500, 8, 2)
+    reader_accuracy[uses_positions] = float(np.mean(np.concatenate(
+        [guesses[:, 1:, 0] == test_previous[:, 1:], guesses[:, :-1, 1] == test_following[:, :-1]])))
+    readers[uses_positions] = reader
+    print(f"  {'with' if uses_positions else 'WITHOUT':7s} positional encoding: first loss {reader_losses[0]:.3f}   "
+          f"last loss {reader_losses[-1]:.3f}   accuracy on unseen rows {reader_accuracy[uses_positions]:.3f}")
+print(f"(chance: {1 / len(letters):.2f}; without positions the model can still guess letters that occur in "
+      f"the row, but not which one is adjacent)")
+assert reader_accuracy[True] > 0.95 and reader_accuracy[False] < 0.5
+
+# Order-blind: shuffle a row; the model without positions gives the same outputs, shuffled.
+shuffle = np.random.default_rng(1).permutation(8)
+with mg.no_grad():
+    blind, blind_shuffled = readers[False](test_ids[:4]), readers[False](test_ids[:4, shuffle])
+    seeing, seeing_shuffled = readers[True](test_ids[:4]), readers[True](test_ids[:4, shuffle])
+blind_same = np.allclose(blind_shuffled.numpy(), blind.numpy()[:, shuffle], atol=1e-4)
+seeing_same = np.allclose(seeing_shuffled.numpy(), seeing.numpy()[:, shuffle], atol=1e-4)
+print(f"shuffled input -> the same outputs, shuffled: without positions {blind_same}, with positions {seeing_same}")
+assert blind_same and not seeing_same
+
+# The heads of the trained model: one learned to look back, the other ahead.
+example = test_ids[:1]
+with mg.no_grad():
+    _, trained_weights = readers[True](example, return_weights=True)       # (1, 2, 8, 8)
+trained_weights = trained_weights.numpy()[0]
+offset = np.arange(8)[None, :] - np.arange(8)[:, None]                    # key position - query position
+looks = [float((trained_weights[head] * offset).sum(-1)[1:-1].mean()) for head in range(2)]
+for head in range(2):
+    print(f"  head {head}: on average it attends {looks[head]:+.2f} positions from the query's own")
+assert min(looks) < -0.4 and max(looks) > 0.4, "one head should look back and the other ahead"
+row_letters = [letters[i] for i in example[0]]
+figure, panels = plt.subplots(1, 2, figsize=(9, 3.9), constrained_layout=True)
+for head, panel in enumerate(panels):
+    image = panel.imshow(trained_weights[head], cmap="viridis", vmin=0, vmax=1)
+    panel.set_xticks(range(8), [f"{c}@{i}" for i, c in enumerate(row_letters)], fontsize=8)
+    panel.set_yticks(range(8), [f"{c}@{i}" for i, c in enumerate(row_letters)], fontsize=8)
+    panel.set_xlabel("key (attended to)"); panel.set_title(f"trained head {head}")
+panels[0].set_ylabel("query")
+figure.colorbar(image, ax=panels, shrink=0.8, label="attention weight")
+figure.suptitle("a trained 2-head attention: each position reports its neighbours")
+figure.savefig(os.path.join(args.out, "heads.png"), dpi=100)
+plt.close(figure)
+
+# ---------------------------------------------------------------------------
 section("4. LayerNorm")
 norm = nn.LayerNorm(d_model)
 print(norm, " gamma", norm.weight.shape, " beta", norm.bias.shape)
@@ -181,4 +279,105 @@ ffn = layer.linear2(F.relu(layer.linear1(h)))
 print("by hand, norm2(h + FFN(h)) with h = norm1(x + attention(x)), matches:",
       np.allclose(layer.norm2(h + ffn).numpy(), encoded.numpy(), atol=1e-5))
 assert np.allclose(layer.norm2(h + ffn).numpy(), encoded.numpy(), atol=1e-5)
+
+# ---------------------------------------------------------------------------
+section("6. The primer's formula: Output = LayerNorm(h_1 + h_2 + ... + h_n)")
+# The primer writes the Transformer as Output = LayerNorm(h_1 + ... + h_n), "h_i the output
+# of layer i". Taken literally (add up the layers' outputs, normalise) that is not what a
+# Transformer computes. But one reading holds exactly: in a pre-LN stack (GPT, lesson 8),
+#     x_0 = embedding + positions,  x_i = x_{i-1} + c_i   for each sublayer's contribution c_i
+# so the output is LayerNorm(x_0 + c_1 + c_2 + ... + c_2L): the residual stream is a SUM.
+# Forward hooks collect the pieces as the stack runs: x_0 from the positional encoding,
+# each c_i from the dropout after each sublayer (dropout1: attention, dropout2: feed-forward).
+mg.manual_seed(0)
+stack = nn.ModuleList([nn.TransformerEncoderLayer(d_model, n_heads, 4 * d_model, dropout=0.0, norm_first=True)
+                       for _ in range(3)])
+final_norm = nn.LayerNorm(d_model)
+pieces = []
+hooked = [small_positional] + [module for layer in stack for module in (layer.dropout1, layer.dropout2)]
+handles = [module.register_forward_hook(lambda module, inputs, output: pieces.append(output)) for module in hooked]
+stream, layer_outputs = small_positional(x), []
+for layer in stack:
+    stream = layer(stream)
+    layer_outputs.append(stream)
+stack_output = final_norm(stream)
+for handle in handles:
+    handle.remove()
+as_sum = final_norm(sum(pieces[1:], pieces[0]))
+literal = final_norm(sum(layer_outputs[1:], layer_outputs[0]))
+print(f"{len(pieces)} pieces: the embedding x_0 and {len(pieces) - 1} contributions (3 layers x 2 sublayers)")
+print(f"  max |output - LayerNorm(x_0 + c_1 + ... + c_6)|              = "
+      f"{np.abs(stack_output.numpy() - as_sum.numpy()).max():.1e}  (the same, up to float32 rounding)")
+print(f"  max |output - LayerNorm(layer_1 out + layer_2 out + layer_3 out)| = "
+      f"{np.abs(stack_output.numpy() - literal.numpy()).max():.1e}  (the literal reading: not the same)")
+assert np.allclose(stack_output.numpy(), as_sum.numpy(), atol=1e-5)
+assert not np.allclose(stack_output.numpy(), literal.numpy(), atol=1e-2)
+print("So read h_i as 'the i-th sublayer's contribution to the residual stream' (with h_0 the embedding),")
+print("and only for pre-LN: post-LN (section 5, BERT, the paper) normalises each sum right away, so there")
+print("the contributions do not simply add up.")
+
+# ---------------------------------------------------------------------------
+section("7. Ablation: a deep stack without its residual connections")
+# The "+ x" of every sublayer is what makes the stream a sum. Remove it,
+#     x = self_attn(norm1(x));  x = feed_forward(norm2(x))     (no "x +")
+# and each layer must pass on everything through attention's averaging. The neighbour
+# task of section 3b, with a stack of pre-LN layers between the positions and the readout:
+depth = 6 if args.quick else 8
+deep_steps = 120 if args.quick else 300
+
+
+class DeepReader(nn.Module):
+    """embed + pe -> `depth` pre-LN encoder layers (with or without the residual "+ x") -> LayerNorm -> Dense."""
+
+    def __init__(self, residual, width=32):
+        super().__init__()
+        self.residual = residual
+        self.embed = nn.Embedding(len(letters), width)
+        self.positions = nn.PositionalEncoding(width, max_len=8)
+        self.layers = nn.ModuleList([nn.TransformerEncoderLayer(width, 2, 2 * width, dropout=0.0, norm_first=True)
+                                     for _ in range(depth)])
+        self.norm = nn.LayerNorm(width)
+        self.readout = nn.Dense(width, 2 * len(letters))
+
+    def forward(self, row_ids):
+        h = self.positions(self.embed(row_ids))
+        for layer in self.layers:
+            if self.residual:
+                h = layer(h)                            # h = h + attn(norm1(h)); h = h + ff(norm2(h))
+            else:
+                h = layer.self_attn(layer.norm1(h))
+                h = layer.feed_forward(layer.norm2(h))
+        self.last_hidden = h
+        return self.readout(self.norm(h)).reshape(row_ids.shape[0], row_ids.shape[1], 2, len(letters))
+
+
+deep_results = {}
+for residual in (True, False):
+    mg.manual_seed(0)
+    deep = DeepReader(residual)
+    deep_optimizer = optim.Adam(deep.parameters(), lr=3e-3)
+    deep_losses = []
+    for step in range(deep_steps):
+        batch_ids, previous, following = neighbour_batch(32)
+        loss = neighbour_loss(deep(batch_ids), previous, following)
+        if step == 0:                 # at the start: are the 8 positions' vectors still different?
+            top = deep.last_hidden.numpy()
+            top = top / np.linalg.norm(top, axis=-1, keepdims=True)
+            alike = float(np.mean([(row @ row.T)[~np.eye(8, dtype=bool)].mean() for row in top]))
+        deep_optimizer.zero_grad()
+        loss.backward()
+        deep_optimizer.step()
+        deep_losses.append(loss.item())
+    window = deep_steps // 10
+    deep_results[residual] = (np.mean(deep_losses[:window]), np.mean(deep_losses[-window:]), alike)
+    print(f"  {depth} layers {'with' if residual else 'WITHOUT':7s} residuals: first loss {deep_losses[0]:.3f}   "
+          f"last loss {deep_losses[-1]:.3f}   (mean of the last {window}: {deep_results[residual][1]:.3f});"
+          f" at the start, mean cosine between positions at the top {alike:.2f}")
+chance_loss = 2 * np.log(len(letters))
+print(f"(guessing: 2 ln 10 = {chance_loss:.3f}) Without residuals the stack does not train: its loss stays at")
+print("chance. Already at the start its top layer has washed the positions together (cosines near 1):")
+print("attention averages, layer after layer, and with no '+ x' nothing carries the input past it.")
+assert deep_results[True][1] < 0.5 * deep_results[False][1]
+assert abs(deep_results[False][1] - chance_loss) < 0.1
+assert deep_results[False][2] > 0.9 > deep_results[True][2]
 print(f"\nWrote heads.png, positional_encoding.png and layernorm.png to {args.out}")
