@@ -246,3 +246,15 @@ def test_a_transformer_trained_briefly_translates_unseen_dates_far_above_chance(
     chance = 1 / (len(task.tgt_vocab) - 3)
     assert token_accuracy > 0.9 > 50 * chance
     assert exact > 0.5
+
+
+def test_mdy_dates_vary_in_length_and_read_month_first():
+    task = DateTranslation(n_train=400, n_test=50, seed=3, formats=("mdy",))
+    for source, target in task.train + task.test:
+        month, day, year = (int(part) for part in source.split("/"))
+        assert target == date_words(datetime.date(year, month, day))
+        assert not source.startswith("0")                            # no zero padding
+    lengths = {len(source) for source, _ in task.train}
+    assert lengths == {8, 9, 10}
+    src, _ = task.arrays("train")
+    assert (src == task.src_vocab.pad_id).any()                      # shorter dates are padded

@@ -110,7 +110,8 @@ def date_words(date):
 DATE_FORMATS = {
     "iso": lambda d: f"{d.year:04d}-{d.month:02d}-{d.day:02d}",     # 1987-03-14
     "dmy": lambda d: f"{d.day:02d}.{d.month:02d}.{d.year:04d}",     # 14.03.1987
-}
+    "mdy": lambda d: f"{d.month}/{d.day}/{d.year}",                 # 3/14/1987: 8 to 10 characters, so a
+}                                                                   # batch needs padding and a padding mask
 
 
 class DateTranslation:
