@@ -10,7 +10,8 @@ What you will learn
         logits = ln_f(x) @ tok_emb^T                             (tied weights)
     one forward pass makes T predictions at once, one per position;
   * training with AdamW, a warm-up + cosine learning-rate schedule and gradient
-    clipping, watching the loss on held-out text (validation);
+    clipping, watching the loss on held-out text (validation), and why a log can show
+    validation below training loss (a running mean lags behind the weights);
   * generation: sample a token from softmax(logits / temperature) (optionally
     among the top k), append it, repeat. Low temperature = safe and repetitive,
     high = varied and wrong more often.
@@ -27,6 +28,7 @@ Run:  python lessons/08_gpt.py [--quick] [--out DIR]
 Writes loss.png (training and validation loss) and samples.txt (generated text).
 """
 import argparse
+import json
 import math
 import os
 import time
@@ -42,6 +44,7 @@ from minigrad import optim
 from minigrad.models import GPT
 from minigrad.data import lm_batch, train_val_split
 from minigrad.datasets import CharTokenizer, stdlib_corpus
+from minigrad.tools import progress
 
 parser = argparse.ArgumentParser(description="Lesson 8: a GPT trained on Python's standard library")
 parser.add_argument("--quick", action="store_true", help="a run of a few seconds (used by the tests)")
@@ -50,6 +53,9 @@ parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspat
                     help="folder for the files this lesson writes")
 args = parser.parse_args()
 os.makedirs(args.out, exist_ok=True)
+# What the full run reached, recorded from `python lessons/08_gpt.py` (no --quick): a --quick
+# model is far too small and short-trained to write Python, so it prints this beside its own text.
+FULL_RUN_RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "08_gpt.json")
 
 
 def section(title):
@@ -101,21 +107,32 @@ section(f"4. Training: {steps} steps of {batch_size} windows of {block_size} cha
 optimizer = optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95), weight_decay=0.01)
 scheduler = optim.WarmupCosine(optimizer, warmup=max(1, steps // 20), total_steps=steps, min_lr=3e-4)
 val_rng = np.random.default_rng(1)
-val_batches = [lm_batch(val_ids, block_size, batch_size, val_rng) for _ in range(4)]
+eval_batches = 2 if args.quick else 4
+val_batches = [lm_batch(val_ids, block_size, batch_size, val_rng) for _ in range(eval_batches)]
+train_rng = np.random.default_rng(2)
+fixed_train_batches = [lm_batch(train_ids, block_size, batch_size, train_rng) for _ in range(eval_batches)]
 
 
-def validation_loss():
-    """The mean loss on fixed held-out windows (no graph, no dropout)."""
+def mean_loss(batches):
+    """The mean loss on fixed windows, at the current weights (no graph, no dropout)."""
     model.eval()
     with mg.no_grad():
-        value = np.mean([F.cross_entropy(model(vx), vy).item() for vx, vy in val_batches])
+        value = np.mean([F.cross_entropy(model(bx), by).item() for bx, by in batches])
     model.train()
     return float(value)
 
 
-losses, validation = [], [(0, validation_loss())]
+def validation_loss():
+    return mean_loss(val_batches)
+
+
+# Two ways to report the training loss: the running mean of the last 20 batches (free,
+# what most training logs print), and the loss at the current weights on fixed training
+# windows (costs a forward pass). Section 4's last lines say why they differ.
+losses, validation, train_now = [], [(0, validation_loss())], [(0, mean_loss(fixed_train_batches))]
 start = time.time()
-for step in range(steps):
+bar = progress(range(steps), desc="training", disable=args.quick)
+for step in bar:
     x, y = lm_batch(train_ids, block_size, batch_size, rng)
     loss = F.cross_entropy(model(x), y)                       # mean over batch_size * block_size predictions
     optimizer.zero_grad()
@@ -124,14 +141,31 @@ for step in range(steps):
     optimizer.step()
     scheduler.step()
     losses.append(loss.item())
+    bar.set_postfix(loss=losses[-1])
     if (step + 1) % max(1, steps // 6) == 0 or step == steps - 1:
         validation.append((step + 1, validation_loss()))
-        print(f"  step {step + 1:4d}  train loss {np.mean(losses[-20:]):.3f}  "
-              f"validation loss {validation[-1][1]:.3f}  ({time.time() - start:.0f} s)")
+        train_now.append((step + 1, mean_loss(fixed_train_batches)))
+        print(f"  step {step + 1:4d}  train loss: mean of the last 20 batches {np.mean(losses[-20:]):.3f}, "
+              f"at the current weights {train_now[-1][1]:.3f}   validation loss {validation[-1][1]:.3f}  "
+              f"({time.time() - start:.0f} s)")
 print(f"first loss {losses[0]:.4f}   last loss {losses[-1]:.4f}   "
       f"(validation {validation[0][1]:.4f} -> {validation[-1][1]:.4f})")
 assert validation[-1][1] < validation[0][1], \
     f"training should reduce the held-out loss: {validation[0][1]:.4f} -> {validation[-1][1]:.4f}"
+# A log that shows validation BELOW training loss looks like a bug (the model should do
+# better on what it trained on). Here it is an artefact of the running mean: it averages
+# the last 20 batches, most of them seen at older, worse weights, while the validation
+# loss is measured at the current weights. Measured at the same weights, training and
+# validation losses agree closely (the model is too small to memorise a million characters).
+first_check = int(max(1, steps // 6))
+running_at_first = float(np.mean(losses[max(0, first_check - 20):first_check]))
+print(f"At step {first_check}, while the loss still falls fast, the running mean of the last batches (up to 20) was "
+      f"{running_at_first:.3f},\nbut the loss at the weights of that moment was {train_now[1][1]:.3f}: the running mean "
+      f"lags behind. Validation,\nmeasured at those same weights ({validation[1][1]:.3f}), can therefore sit below "
+      f"it without anything being wrong.")
+assert running_at_first > train_now[1][1], "the running mean should lag behind the current weights' loss"
+gap = max(abs(t - v) for (_, t), (_, v) in zip(train_now[1:], validation[1:]))
+print(f"Largest gap between training and validation loss at the same weights: {gap:.3f} nats.")
 print(f"A loss of {validation[-1][1]:.2f} nats means the model is, on average, as unsure as a choice "
       f"among {math.exp(validation[-1][1]):.1f} equally likely characters (perplexity).")
 
@@ -156,9 +190,23 @@ for temperature in (0.0, 0.8, 1.2):
     print(samples[-1])
 with open(os.path.join(args.out, "samples.txt"), "w", encoding="utf-8") as handle:
     handle.write("\n".join(samples))
+if args.quick:
+    print(f"(--quick: {model.num_parameters():,} parameters trained for {steps} steps, so the text above is mostly noise.)")
+    if os.path.exists(FULL_RUN_RECORD):
+        with open(FULL_RUN_RECORD, encoding="utf-8") as handle:
+            full = json.load(handle)
+        print(f"The full run ({full['parameters']:,} parameters, {full['steps']} steps, {full['seconds']} s; recorded in "
+              f"lessons/results/) reached validation loss {full['validation_loss']:.3f} (perplexity "
+              f"{math.exp(full['validation_loss']):.1f}) and wrote, at temperature 0.8:\n{full['sample_0.8']}")
+else:
+    with open(os.path.join(args.out, "full_run.json"), "w", encoding="utf-8") as handle:
+        json.dump({"parameters": model.num_parameters(), "steps": steps, "seconds": round(time.time() - start),
+                   "validation_loss": validation[-1][1], "first_loss": losses[0], "last_loss": losses[-1],
+                   "sample_0.8": samples[1].split("\n", 1)[1].rstrip()}, handle, indent=1)
 
 figure, axes = plt.subplots(figsize=(6, 3.8), constrained_layout=True)
 axes.plot(losses, alpha=0.4, label="training batch")
+axes.plot(*zip(*train_now), "s-", label="training, at the current weights")
 axes.plot(*zip(*validation), "o-", label="validation")
 axes.set_xlabel("step"); axes.set_ylabel("cross-entropy (nats per character)"); axes.legend()
 axes.set_title(f"GPT: {n_layer} layers, d_model {d_model}, {model.num_parameters():,} parameters")

