@@ -9,11 +9,17 @@ What you will learn
     token (plus 4 T d per layer for attention), and training about 3 times that;
   * memory: float32 weights take 4 bytes per parameter, and training with Adam
     about 16 (weights, gradients and two moment estimates), before activations;
+  * the primer's definition of a large model ("more than a million parameters")
+    against the models of this course;
   * interpretability: attention maps show where each token looks; the
-    gradient-times-input saliency  s_i = x_i * d(score)/d(x_i)  shows which parts
-    of the input pushed a prediction (first-order Taylor: score(x) - score(0) ~ sum_i s_i);
-  * float16: half the memory, a 1000x narrower range (max 65504) and about 3
-    significant digits; what that does to a model's outputs.
+    gradient-times-input saliency  s_i = x_i * d(score)/d(x_i)  estimates which parts
+    of the input pushed a prediction. It is a first-order Taylor estimate,
+    score(x) - score(0) ~ sum_i s_i, checked here numerically: it fails for a deep
+    network, and integrated gradients (the gradient averaged from 0 to x) repairs the sum;
+    for BERT, deleting each word shows where gradient x input misleads;
+  * float16: half the memory; a far narrower range (max 65504 against float32's
+    3.4e38, a factor of about 10^34) and a precision about 8000x coarser (eps 9.8e-4
+    against 1.2e-7, about 3 significant digits against 7); what that does to a model.
 
 Read alongside
   minigrad/nn/module.py      num_parameters, state_dict, register_forward_hook
@@ -114,6 +120,17 @@ for name, count in models.items():
 print("training with Adam keeps weights, gradients and two moments: 4 + 4 + 4 + 4 = 16 bytes a parameter,"
       "\nplus the activations saved for backward, which grow with batch size and sequence length.")
 print("(the all-MiniLM-L6-v2 checkpoint also holds a pooler layer, 384 x 384 + 384 = 147,840 more)")
+# The primer defines an "AI large model" as one with more than a million parameters.
+million = 10 ** 6
+large = [name for name, count in models.items() if count > million]
+print(f"\nThe primer: a large model has 'more than a million parameters' (超过百万个参数). By that line "
+      f"{len(large)} of these {len(models)} are large:\n  " + ", ".join(large))
+print(f"Lesson 8's GPT ({models['GPT d=96 3 layers (lesson 8)']:,}) is not; MiniLM "
+      f"({models['BERT all-MiniLM-L6-v2 (lessons 9, 10)'] / million:.1f} million) is, though it runs on a laptop CPU "
+      f"in milliseconds.\nThe line is dated: GPT-2 (2019) had 124 million (1.5 billion in its largest size), GPT-3 "
+      f"(2020) 175 billion, 175,000 times the primer's threshold.\n'Large' today means billions of parameters, "
+      f"trained on trillions of tokens.")
+assert large == [name for name in models if "MiniLM" in name or "BERT-base" in name or "GPT-2" in name]
 print(f"In MiniLM the word-embedding table alone is {minilm.vocab_size * minilm.hidden_size:,} parameters, "
       f"{minilm.vocab_size * minilm.hidden_size / bert_parameters(minilm):.0%} of the model.")
 
@@ -203,13 +220,56 @@ predicted = logits.numpy().argmax(axis=1)
 chosen = (logits * mg.tensor(np.eye(10, dtype=np.float32)[predicted])).sum()   # sum of each row's chosen logit
 chosen.backward()
 saliency = (x.grad * x).numpy()[:, 0]                       # (6, 8, 8)
-figure, axes = plt.subplots(2, len(examples), figsize=(1.7 * len(examples), 3.6), constrained_layout=True)
+one_hot = mg.tensor(np.eye(10, dtype=np.float32)[predicted])
+
+
+def chosen_logits(images):
+    """The logit of each example's predicted class, (6,), for images (6, 1, 8, 8)."""
+    return (resnet(images) * one_hot).sum(axis=1)
+
+
+# Check the first-order Taylor reading  score(x) - score(0) ~ sum_i x_i d score/d x_i.
+# It is exact for a linear function and for a ReLU network without biases (such a network
+# is positively homogeneous: f(a x) = a f(x)); this ResNet has biases and BatchNorm shifts.
+with mg.no_grad():
+    change = chosen_logits(mg.tensor(test_images[examples])).numpy() - chosen_logits(
+        mg.zeros(*test_images[examples].shape)).numpy()
+taylor_sum = saliency.reshape(len(examples), -1).sum(axis=1)
+# Integrated gradients (Sundararajan et al. 2017): average the gradient along the straight
+# path from 0 to x, IG_i = x_i * mean_k d score/d x_i (k/m x). By the fundamental theorem
+# of calculus along the path, sum_i IG_i = score(x) - score(0) exactly as m grows.
+path_steps = 16 if args.quick else 64
+path_gradient = np.zeros_like(test_images[examples])
+for k in range(1, path_steps + 1):
+    point = mg.tensor(test_images[examples] * (k - 0.5) / path_steps, requires_grad=True)   # midpoints
+    (gradient,) = mg.grad(chosen_logits(point).sum(), [point])
+    path_gradient += gradient.numpy() / path_steps
+integrated = (test_images[examples] * path_gradient)[:, 0]                               # (6, 8, 8)
+integrated_sum = integrated.reshape(len(examples), -1).sum(axis=1)
+print("   example   score(x) - score(0)   sum of gradient x input   sum of integrated gradients")
+for k in range(len(examples)):
+    print(f"   {k:7d}   {change[k]:19.3f}   {taylor_sum[k]:23.3f}   {integrated_sum[k]:27.3f}")
+taylor_error = np.abs(taylor_sum - change).mean()
+integrated_error = np.abs(integrated_sum - change).mean()
+print(f"mean error of the sum: gradient x input {taylor_error:.3f}, integrated gradients {integrated_error:.3f}")
+print("Gradient x input reads the slope AT x and assumes it holds all the way from 0; the ReLUs switch on and"
+      "\noff along the way and the biases add what no pixel owns, so the first-order sum fails. Integrated"
+      "\ngradients walks the path and adds up exactly (up to its midpoint rule).")
+assert integrated_error < 0.25 * taylor_error, "integrated gradients should add up far better than gradient x input"
+assert taylor_error > 0.1 * np.abs(change).mean(), "the first-order approximation should visibly fail here"
+
+figure, axes = plt.subplots(3, len(examples), figsize=(1.8 * len(examples) + 1, 5.4), constrained_layout=True)
 for k in range(len(examples)):
     axes[0, k].imshow(test_images[examples[k], 0], cmap="gray_r"); axes[0, k].axis("off")
     axes[0, k].set_title(f"says {predicted[k]} (is {test_labels[examples[k]]})", fontsize=8)
-    limit = np.abs(saliency[k]).max() + 1e-12
-    axes[1, k].imshow(saliency[k], cmap="RdBu_r", vmin=-limit, vmax=limit); axes[1, k].axis("off")
-axes[1, 0].set_title("gradient x input", fontsize=8)
+    for row, values in ((1, saliency), (2, integrated)):
+        limit = max(np.abs(saliency).max(), np.abs(integrated).max())
+        image = axes[row, k].imshow(values[k], cmap="RdBu_r", vmin=-limit, vmax=limit); axes[row, k].axis("off")
+    axes[1, k].set_title(f"sum {taylor_sum[k]:.2f}", fontsize=8)
+    axes[2, k].set_title(f"sum {integrated_sum[k]:.2f} (true {change[k]:.2f})", fontsize=8)
+axes[1, 0].text(-1.5, 3.5, "gradient\nx input", rotation=90, ha="center", va="center", fontsize=8)
+axes[2, 0].text(-1.5, 3.5, "integrated\ngradients", rotation=90, ha="center", va="center", fontsize=8)
+figure.colorbar(image, ax=axes[1:, :], shrink=0.8, label="contribution to the chosen logit")
 figure.savefig(os.path.join(args.out, "saliency_digits.png"), dpi=100)
 plt.close(figure)
 print("red pixels pushed the chosen logit up, blue ones down (saliency_digits.png)")
@@ -252,31 +312,78 @@ print(f"cosine similarity of {pair[0]!r} and {pair[1]!r}: {similarity.item():.3f
 # Word saliency: h0_t . d(similarity)/d(h0_t), one number per token
 (gradient,) = mg.grad(similarity, [h0])
 word_saliency = (gradient * h0).sum(axis=-1).numpy()                              # (2, T)
+# Word deletion: remove one word at a time from a sentence (its token leaves the input,
+# the rest close up) and measure how much the similarity drops. No approximation: it is
+# what the model does without that word.
+other_embedding = embeddings.detach()
+
+
+def similarity_without(row, position):
+    n_tokens = int(batch["attention_mask"][row].sum())
+    kept_ids = [int(i) for j, i in enumerate(batch["input_ids"][row][:n_tokens]) if j != position]
+    with mg.no_grad():
+        vector = sentence_embeddings(bert(np.array([kept_ids]), np.ones((1, len(kept_ids)), dtype=np.int64)),
+                                     np.ones((1, len(kept_ids)), dtype=np.int64))
+    return float((vector[0] * other_embedding[1 - row]).sum().item())
+
+
+deletion = {}
 for row, text in enumerate(pair):
-    n = int(batch["attention_mask"][row].sum())
-    tokens = tokenizer.convert_ids_to_tokens(batch["input_ids"][row][:n])
-    print(f"  {text!r}: " + "  ".join(f"{token} {value:+.2g}" for token, value in zip(tokens, word_saliency[row, :n])))
+    n_tokens = int(batch["attention_mask"][row].sum())
+    row_tokens = tokenizer.convert_ids_to_tokens(batch["input_ids"][row][:n_tokens])
+    words_here = list(range(1, n_tokens - 1))                          # not [CLS], [SEP]
+    deletion[row] = np.array([similarity.item() - similarity_without(row, j) for j in words_here])
+    gradient_here = word_saliency[row, 1:n_tokens - 1]
+    print(f"  {text!r}")
+    print("     token        gradient x input   similarity drop when deleted")
+    for j, token in enumerate(row_tokens[1:-1]):
+        print(f"     {token:10s}   {gradient_here[j]:+16.3f}   {deletion[row][j]:+20.3f}")
+    by_gradient = [row_tokens[1 + j] for j in np.argsort(-gradient_here)]
+    by_deletion = [row_tokens[1 + j] for j in np.argsort(-deletion[row])]
+    ranks_gradient, ranks_deletion = np.argsort(np.argsort(-gradient_here)), np.argsort(np.argsort(-deletion[row]))
+    agreement = float(np.corrcoef(ranks_gradient, ranks_deletion)[0, 1])
+    print(f"     most important by gradient x input: {by_gradient[:3]}; by deletion: {by_deletion[:3]}; "
+          f"rank correlation {agreement:+.2f}")
+    if by_gradient[0] != by_deletion[0]:
+        first_by_deletion = by_deletion[0]
+        print(f"     They disagree: deleting {first_by_deletion!r} costs the most, yet gradient x input ranks it "
+              f"number {by_gradient.index(first_by_deletion) + 1} of {len(by_gradient)}.")
+print("Where they disagree, trust deletion for 'what did this word do': gradient x input is a first-order"
+      "\nestimate of moving a token's vector to ZERO (not of removing the word: zero is not 'no word', the"
+      "\nposition and type parts of h0 stay, and the other words' positions do not move) and a linear reading"
+      "\nof a very non-linear network, as the ResNet's sums above showed. Deletion costs one forward pass per"
+      "\nword; the gradient gives every word's estimate from one backward pass.")
 
 n = int(batch["attention_mask"][0].sum())
 tokens = tokenizer.convert_ids_to_tokens(batch["input_ids"][0][:n])
 last = last_layer_weights.numpy()[0, :, :n, :n]                                   # (heads, n, n)
-heads_shown = min(4, last.shape[0])
-figure, axes = plt.subplots(1, heads_shown + 1, figsize=(3.4 * (heads_shown + 1), 3.6), constrained_layout=True)
+heads_shown = min(3, last.shape[0])
+figure, axes = plt.subplots(1, heads_shown + 2, figsize=(3.3 * (heads_shown + 2), 3.7), constrained_layout=True)
 for head in range(heads_shown):
-    axes[head].imshow(last[head], cmap="viridis", vmin=0, vmax=1)
+    image = axes[head].imshow(last[head], cmap="viridis", vmin=0, vmax=1)
     axes[head].set_xticks(range(n), tokens, rotation=70, fontsize=7)
     axes[head].set_yticks(range(n), tokens, fontsize=7)
     axes[head].set_title(f"last layer, head {head}", fontsize=9)
-axes[-1].barh(range(n), word_saliency[0, :n], color=["C3" if v > 0 else "C0" for v in word_saliency[0, :n]])
-axes[-1].set_yticks(range(n), tokens, fontsize=7); axes[-1].invert_yaxis()
-axes[-1].set_title("gradient x input\nfor the similarity", fontsize=9)
+figure.colorbar(image, ax=axes[:heads_shown], shrink=0.8, label="attention weight")
+for axis, values, title in ((axes[-2], word_saliency[0, 1:n - 1], "gradient x input\nfor the similarity"),
+                            (axes[-1], deletion[0], "similarity drop\nwhen the word is deleted")):
+    axis.barh(range(n - 2), values, color=["C3" if v > 0 else "C0" for v in values])
+    axis.set_yticks(range(n - 2), tokens[1:-1], fontsize=8); axis.invert_yaxis()
+    axis.axvline(0, color="k", linewidth=0.5)
+    axis.set_title(title, fontsize=9)
 figure.savefig(os.path.join(args.out, "attention_saliency.png"), dpi=100)
 plt.close(figure)
 
 # ---------------------------------------------------------------------------
 section("6. Resources: float32 against float16")
-print(f"float32: eps {np.finfo(np.float32).eps:.1e}, max {np.finfo(np.float32).max:.2e}")
-print(f"float16: eps {np.finfo(np.float16).eps:.1e}, max {np.finfo(np.float16).max:.0f}")
+fp32, fp16 = np.finfo(np.float32), np.finfo(np.float16)
+print(f"float32: eps {fp32.eps:.1e}, max {fp32.max:.2e}, smallest normal {fp32.tiny:.1e}")
+print(f"float16: eps {fp16.eps:.1e}, max {float(fp16.max):.0f}, smallest normal {float(fp16.tiny):.1e}")
+range_ratio, precision_ratio = float(fp32.max) / float(fp16.max), float(fp16.eps) / float(fp32.eps)
+print(f"range: float16's largest number is {range_ratio:.1e} times smaller (about 10^{np.log10(range_ratio):.0f}); "
+      f"precision: its eps is {precision_ratio:.0f} times coarser\n(about {-np.log10(fp16.eps):.0f} significant "
+      f"digits against {-np.log10(fp32.eps):.0f}). Two different limits: overflow, and lost small differences.")
+assert 1e33 < range_ratio < 1e35 and precision_ratio == 8192
 one = mg.tensor([1.0]).half()
 with np.errstate(over="ignore"):                           # the overflow is the point here
     overflowed = (mg.tensor([300.0]).half() * 300).item()
@@ -314,13 +421,17 @@ timings = {}
 for dtype in ("float32", "float16"):
     a = matrix.astype(dtype)
     (a @ a)[0, 0].item()
-    started = time.perf_counter()
-    (a @ a)[0, 0].item()
-    timings[dtype] = time.perf_counter() - started
+    repeats = []
+    for _ in range(3):                                     # the fastest of three: least disturbed by other work
+        started = time.perf_counter()
+        (a @ a)[0, 0].item()
+        repeats.append(time.perf_counter() - started)
+    timings[dtype] = min(repeats)
 print(f"a {matrix.shape[0]}x{matrix.shape[0]} product on this CPU: float32 {1000 * timings['float32']:.2f} ms, "
-      f"float16 {1000 * timings['float16']:.2f} ms")
-print("CPUs have no fast float16 arithmetic (numpy converts element by element), so on a CPU")
-print("float16 saves memory but not time; GPUs multiply float16 in hardware (tensor cores).")
+      f"float16 {1000 * timings['float16']:.2f} ms ({timings['float16'] / timings['float32']:.1f}x)")
+print("numpy has no float16 matrix kernels (no BLAS for it: it converts element by element), so on a CPU")
+print("float16 saves memory, not time; GPUs multiply float16 in hardware (tensor cores).")
+assert timings["float16"] > timings["float32"], "numpy's float16 product should not beat float32's BLAS"
 
 figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
 names = list(models)[-3:]
