@@ -26,6 +26,7 @@ import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad.models import BERT, BertTokenizer, mean_pooling
 from minigrad.datasets import OPINION_TEST_WORDS, OPINION_TRAIN_WORDS, opinion_task
+from minigrad.tools import progress
 
 from common import add_run_arguments, default_out, run   # benchmarks/common.py, beside this script
 
@@ -77,7 +78,8 @@ def train(args, log=print):
     encoder.train()                                        # dropout on while training
     losses, step_times = [], []
     started = time.perf_counter()
-    for step in range(1, args.steps + 1):
+    bar = progress(range(1, args.steps + 1), desc="fine-tuning", disable=args.quick)
+    for step in bar:
         tick = time.perf_counter()
         rows = rng.choice(len(train_texts), size=min(args.batch_size, len(train_texts)), replace=False)
         ids = train_batch["input_ids"][rows]
@@ -91,6 +93,7 @@ def train(args, log=print):
         optimizer.step()
         scheduler.step()
         losses.append(loss.item())
+        bar.set_postfix(loss=losses[-1])
         step_times.append(time.perf_counter() - tick)
         if step % max(1, args.steps // 5) == 0 or step == args.steps:
             log(f"step {step:4d}  loss {np.mean(losses[-5:]):.4f}  {1000 * np.median(step_times):.0f} ms/step")

@@ -36,6 +36,7 @@ import minigrad.functional as F
 from minigrad.models import BertConfig, BertForMaskedLM, BertTokenizer, mask_tokens
 from minigrad.models.bert_tokenizer import basic_tokenize
 from minigrad.datasets import stdlib_docstrings
+from minigrad.tools import progress
 
 from common import add_run_arguments, default_out, run   # benchmarks/common.py, beside this script
 
@@ -152,7 +153,8 @@ def train(args, log=print):
     rng = np.random.default_rng(args.seed)
     curve, step_times, losses, chosen_fraction = [(0, None, initial_loss, initial_accuracy)], [], [], []
     started = time.perf_counter()
-    for step in range(1, args.steps + 1):
+    bar = progress(range(1, args.steps + 1), desc="pre-training", disable=args.quick)
+    for step in bar:
         tick = time.perf_counter()
         rows = rng.integers(0, len(train_texts), size=args.batch_size)
         ids, attention = trim(train_ids[rows], train_attention[rows])
@@ -168,6 +170,7 @@ def train(args, log=print):
         scheduler.step()
         step_times.append(time.perf_counter() - tick)
         losses.append(loss.item())
+        bar.set_postfix(loss=losses[-1])
         candidates = (attention == 1) & ~np.isin(ids, special)
         chosen_fraction.append((labels != -100).sum() / candidates.sum())
         if step % args.eval_every == 0 or step == args.steps:

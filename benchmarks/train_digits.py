@@ -24,6 +24,7 @@ import minigrad.functional as F
 from minigrad import models, nn, optim
 from minigrad.data import DataLoader
 from minigrad.datasets import load_digits
+from minigrad.tools import progress
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -41,7 +42,7 @@ def accuracy(model, X, y, batch_size=512):
 
 
 def train(model, data, epochs, lr, batch_size=64, weight_decay=0.0, seed=0, flatten=False, log=print,
-          name="model"):
+          name="model", quick=False):
     """Train `model` with Adam(W) and warm-up + cosine decay; return per-epoch history and times."""
     X_train, y_train, X_test, y_test = data
     if flatten:
@@ -51,7 +52,7 @@ def train(model, data, epochs, lr, batch_size=64, weight_decay=0.0, seed=0, flat
     steps = epochs * len(loader)
     schedule = optim.WarmupCosine(opt, warmup=max(1, steps // 20), total_steps=steps)
     history, train_seconds = [], 0.0
-    for epoch in range(1, epochs + 1):
+    for epoch in progress(range(1, epochs + 1), desc=f"{name} (epochs)", disable=quick):
         start = time.perf_counter()
         total_loss, seen = 0.0, 0
         for xb, yb in loader:
@@ -99,12 +100,12 @@ def main(argv=None):
     mg.manual_seed(args.seed)
     resnet = make_resnet(widths)
     print(f"ResNet widths {widths}, blocks (1, 1, 1): {resnet.num_parameters():,} parameters")
-    resnet_result = train(resnet, data, epochs, lr=3e-3, weight_decay=5e-4, seed=args.seed, name="resnet")
+    resnet_result = train(resnet, data, epochs, lr=3e-3, weight_decay=5e-4, seed=args.seed, name="resnet", quick=args.quick)
 
     mg.manual_seed(args.seed)
     mlp = make_mlp()
     print(f"MLP 64-256-128-10: {mlp.num_parameters():,} parameters")
-    mlp_result = train(mlp, data, epochs, lr=3e-3, weight_decay=5e-4, seed=args.seed, flatten=True, name="mlp")
+    mlp_result = train(mlp, data, epochs, lr=3e-3, weight_decay=5e-4, seed=args.seed, flatten=True, name="mlp", quick=args.quick)
 
     rows = [("ResNet" + str(widths), resnet_result), ("MLP 64-256-128-10", mlp_result)]
     table = ["| model | parameters | epochs | test accuracy | best test accuracy | train accuracy | "

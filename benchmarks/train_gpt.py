@@ -25,6 +25,7 @@ import minigrad.functional as F
 from minigrad.models import GPT
 from minigrad.data import lm_batch, train_val_split
 from minigrad.datasets import CharTokenizer, stdlib_corpus
+from minigrad.tools import progress
 
 from common import add_run_arguments, default_out, run   # benchmarks/common.py, beside this script
 
@@ -62,7 +63,8 @@ def train(args, log=print):
     log(f"step     0  val loss {initial_val:.4f} (uniform: {math.log(tokenizer.vocab_size):.4f})")
     curve, step_times, losses = [(0, None, initial_val)], [], []
     started = time.perf_counter()
-    for step in range(1, args.steps + 1):
+    bar = progress(range(1, args.steps + 1), desc="training", disable=args.quick)
+    for step in bar:
         tick = time.perf_counter()
         x, y = lm_batch(train_ids, args.block_size, args.batch_size, rng)
         loss = F.cross_entropy(model(x), y)
@@ -73,6 +75,7 @@ def train(args, log=print):
         scheduler.step()
         step_times.append(time.perf_counter() - tick)
         losses.append(loss.item())
+        bar.set_postfix(loss=losses[-1])
         if step % args.eval_every == 0 or step == args.steps:
             val = estimate_loss(model, val_ids, args.block_size, args.eval_batches, args.batch_size, seed=1)
             train_loss = float(np.mean(losses[-args.eval_every:]))

@@ -24,6 +24,7 @@ import minigrad as mg
 import minigrad.functional as F
 import minigrad.nn as nn
 from minigrad.datasets import DateTranslation
+from minigrad.tools import progress
 
 from common import add_run_arguments, default_out, run   # benchmarks/common.py, beside this script
 
@@ -77,6 +78,7 @@ def train(args, log=print):
         f"target vocab {len(task.tgt_vocab)}; model {model.num_parameters():,} parameters")
     step, losses, step_times = 0, [], []
     started = time.perf_counter()
+    bar = progress(total=args.steps, desc="training", disable=args.quick)
     while step < args.steps:
         for src_batch, tgt_batch in batches(src, tgt, args.batch_size, rng):
             tick = time.perf_counter()
@@ -91,6 +93,8 @@ def train(args, log=print):
             step_times.append(time.perf_counter() - tick)
             losses.append(loss.item())
             step += 1
+            bar.update()
+            bar.set_postfix(loss=losses[-1])
             if step % args.log_every == 0 or step == args.steps:
                 log(f"step {step:5d}  loss {np.mean(losses[-args.log_every:]):.4f}  "
                     f"lr {scheduler.get_last_lr()[0]:.2e}  {1000 * np.median(step_times[-args.log_every:]):.1f} ms/step")

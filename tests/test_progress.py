@@ -30,3 +30,12 @@ def test_progress_falls_back_to_plain_lines_without_tqdm(monkeypatch):
     monkeypatch.setattr(progress_module, "tqdm", None)
     bar = progress_module.progress(range(3), desc="x", disable=True)
     assert isinstance(bar, PlainProgress) and list(bar) == [0, 1, 2]
+
+
+def test_plain_progress_counts_manual_updates():
+    out = io.StringIO()
+    bar = PlainProgress(total=4, desc="steps", file=out, lines=2)
+    for _ in range(4):
+        bar.update()
+    lines = out.getvalue().splitlines()
+    assert [line.split("  ")[1] for line in lines] == ["2/4", "4/4"]
