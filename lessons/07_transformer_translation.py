@@ -194,7 +194,7 @@ if args.quick:
     if os.path.exists(FULL_RUN_RECORD):
         with open(FULL_RUN_RECORD, encoding="utf-8") as handle:
             full = json.load(handle)
-        print(f"The full run ({full['steps']} steps, {full['seconds']} s; recorded in lessons/results/) reached exact "
+        print(f"The full run ({full['steps']} steps; recorded in lessons/results/) reached exact "
               f"match {full['exact_match']:.3f} and word accuracy {full['word_accuracy']:.3f} on the same "
               f"{len(truth)} unseen dates:")
         for line in full["examples"]:

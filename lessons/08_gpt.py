@@ -195,7 +195,7 @@ if args.quick:
     if os.path.exists(FULL_RUN_RECORD):
         with open(FULL_RUN_RECORD, encoding="utf-8") as handle:
             full = json.load(handle)
-        print(f"The full run ({full['parameters']:,} parameters, {full['steps']} steps, {full['seconds']} s; recorded in "
+        print(f"The full run ({full['parameters']:,} parameters, {full['steps']} steps; recorded in "
               f"lessons/results/) reached validation loss {full['validation_loss']:.3f} (perplexity "
               f"{math.exp(full['validation_loss']):.1f}) and wrote, at temperature 0.8:\n{full['sample_0.8']}")
 else:

@@ -327,7 +327,7 @@ if args.quick:
     if os.path.exists(FULL_RUN_RECORD):
         with open(FULL_RUN_RECORD, encoding="utf-8") as handle:
             full = json.load(handle)
-        print(f"The full run ({full['mlm_steps']} pre-training steps, {full['seconds']} s; recorded in lessons/results/) "
+        print(f"The full run ({full['mlm_steps']} pre-training steps; recorded in lessons/results/) "
               "reached, on the unseen words:")
         for name, (train_accuracy, test_accuracy) in full["results"].items():
             print(f"  {name:30s} test accuracy {test_accuracy:.2f}")

@@ -158,7 +158,7 @@ if args.quick:
     if os.path.exists(FULL_RUN_RECORD):
         with open(FULL_RUN_RECORD, encoding="utf-8") as handle:
             full = json.load(handle)
-        print(f"The full run ({full['epochs']} epochs, {full['seconds']} s; recorded in lessons/results/) reached "
+        print(f"The full run ({full['epochs']} epochs; recorded in lessons/results/) reached "
               f"test accuracy {full['test_accuracy']:.3f} on the same {len(test_labels)} digits.")
 else:
     with open(os.path.join(args.out, "full_run.json"), "w", encoding="utf-8") as handle:
