@@ -71,6 +71,8 @@ loss.backward()
 residual = prediction.numpy() - y
 print(f"dL/dw: autograd {neuron.weight.grad.item():.6f}  formula {2 * np.mean(residual * X[:, 0]):.6f}")
 print(f"dL/db: autograd {neuron.bias.grad.item():.6f}  formula {2 * np.mean(residual):.6f}")
+assert np.isclose(neuron.weight.grad.item(), 2 * np.mean(residual * X[:, 0]), rtol=1e-4, atol=1e-6)
+assert np.isclose(neuron.bias.grad.item(), 2 * np.mean(residual), rtol=1e-4, atol=1e-6)
 
 # ---------------------------------------------------------------------------
 section(f"3. Gradient descent written by hand ({steps} steps, lr = {learning_rate})")

@@ -96,6 +96,7 @@ order = [0, 5, 2, 3, 4, 1]
 swapped_output = attention(x[:, order])
 print("attention(x permuted) == attention(x) permuted:",
       np.allclose(swapped_output.numpy(), output.numpy()[:, order], atol=1e-5))
+assert np.allclose(swapped_output.numpy(), output.numpy()[:, order], atol=1e-5)
 
 # ---------------------------------------------------------------------------
 section("3. Sinusoidal positional encoding")
@@ -121,9 +122,10 @@ print(f"not learned: in parameters()? {'pe' in dict(positional.named_parameters(
 small_positional = nn.PositionalEncoding(d_model, max_len=32)
 with_positions = small_positional(x)                                     # x + pe[:T]
 swapped_with_positions = small_positional(x[:, order])
-print("with positions added, swapping cat and mat changes the outputs beyond a permutation:",
-      not np.allclose(attention(swapped_with_positions).numpy(),
-                      attention(with_positions).numpy()[:, order], atol=1e-5))
+beyond_permutation = not np.allclose(attention(swapped_with_positions).numpy(),
+                                     attention(with_positions).numpy()[:, order], atol=1e-5)
+print("with positions added, swapping cat and mat changes the outputs beyond a permutation:", beyond_permutation)
+assert beyond_permutation
 
 figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
 image = left.imshow(table, aspect="auto", cmap="RdBu", vmin=-1, vmax=1)

@@ -186,10 +186,11 @@ print(f"outputs: the last hidden state, {outputs.shape} = (sentences, tokens, hi
 alone = model(mg.tensor([tokenizer.encode(input_texts[0])]))
 unmasked = model(input_ids)                                  # the primer's call: padding is attended to
 real = int(attention_mask[0].sum())
-print(f"sentence 0, padded and masked vs alone: max difference "
-      f"{np.abs(outputs.numpy()[0, :real] - alone.numpy()[0]).max():.2e}")
-print(f"sentence 0, padded and NOT masked vs alone: max difference "
-      f"{np.abs(unmasked.numpy()[0, :real] - alone.numpy()[0]).max():.2e}  <- padding changed the result")
+masked_difference = np.abs(outputs.numpy()[0, :real] - alone.numpy()[0]).max()
+unmasked_difference = np.abs(unmasked.numpy()[0, :real] - alone.numpy()[0]).max()
+print(f"sentence 0, padded and masked vs alone: max difference {masked_difference:.2e}")
+print(f"sentence 0, padded and NOT masked vs alone: max difference {unmasked_difference:.2e}  <- padding changed the result")
+assert masked_difference < 1e-4 < unmasked_difference
 
 # attention_weights = outputs[0][0]
 # BUG 3: that is the hidden state of sentence 0, (T, H), not attention weights:
@@ -207,6 +208,7 @@ with mg.no_grad():
 print(f"attention weights: {len(attention_weights)} layers of {attention_weights[0].shape} "
       f"(sentences, heads, query, key); the hidden states agree with the model's: "
       f"{np.allclose(hidden.numpy(), outputs.numpy(), atol=1e-4)}")
+assert np.allclose(hidden.numpy(), outputs.numpy(), atol=1e-4)
 
 sentence = 1
 tokens = tokenizer.convert_ids_to_tokens(input_ids.numpy()[sentence][:int(attention_mask[sentence].sum())])

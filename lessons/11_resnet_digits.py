@@ -84,6 +84,7 @@ n, o, i, j = 1, 2, 3, 5
 patch = padded[n, :, i:i + 3, j:j + 3]                           # the 3 x 3 window under output (i, j)
 by_hand = (conv.weight.numpy()[o] * patch).sum() + conv.bias.numpy()[o]
 print(f"y[{n}, {o}, {i}, {j}]: nn.Conv2d {y.numpy()[n, o, i, j]:.6f}, by hand {by_hand:.6f}")
+assert abs(y.numpy()[n, o, i, j] - by_hand) < 1e-5
 print(f"{conv.num_parameters()} weights, shared by all {8 * 8} positions; a Dense layer from 64 pixels "
       f"to 4 x 64 outputs would need {64 * 256 + 256:,}")
 

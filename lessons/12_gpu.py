@@ -119,6 +119,7 @@ if "cuda" in devices:
     print(f"speed-up of the GPU over the CPU: {step_times['cpu'] / step_times['cuda']:.1f}x")
     difference = np.abs(np.array(curves["cpu"]) - np.array(curves["cuda"])).max()
     print(f"the two devices computed the same losses, up to float32 rounding: max difference {difference:.2e}")
+    assert difference < 1e-3, "the same training on two devices should give the same losses"
 else:
     print("speed-up: not measured (no GPU); the CPU time above is the baseline a GPU run would be compared with")
 

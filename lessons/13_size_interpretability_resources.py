@@ -160,6 +160,9 @@ for n_layer in depths:
 for label, count, flops in rows:
     print(f"  {label:22s} {count:>13,} parameters  {flops / 1e9:8.3f} GFLOP forward ({3 * flops / 1e9:8.3f} to train)")
 print("width x2 -> parameters about x4 (d^2); depth x2 -> parameters x2")
+width_growth = [gpt_parameters(100, T, 4, 2 * d) / gpt_parameters(100, T, 4, d) for d in widths[2:]]
+depth_growth = [gpt_parameters(100, T, 2 * n, 256) / gpt_parameters(100, T, n, 256) for n in depths[2:]]
+assert all(3.5 < g < 4.1 for g in width_growth) and all(1.8 < g <= 2.0 for g in depth_growth)
 
 # Measure: the time of a forward pass of two widths, to see the d^2 growth for real.
 measured = []

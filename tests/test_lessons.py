@@ -9,12 +9,14 @@ their imports are checked against the list of modules a lesson may use.
 """
 import ast
 import inspect
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import minigrad
@@ -50,6 +52,11 @@ TRAINING_LESSONS = {"00_build_the_engine.py", "02_neuron_gradient_descent.py", "
                     "07_transformer_translation.py", "08_gpt.py", "09_bert.py", "10_bert_mlm_finetune.py",
                     "11_resnet_digits.py", "12_gpu.py", "13_size_interpretability_resources.py",
                     "14_data_parallel.py", "15_training_diagnostics.py", "16_privacy.py"}
+
+# lessons whose --quick run is too short to show the result: their full run's numbers are
+# recorded in lessons/results/<lesson>.json, and the quick run prints them ("The full run ...")
+RECORDED_FULL_RUNS = {"07_transformer_translation.py", "08_gpt.py", "10_bert_mlm_finetune.py",
+                      "11_resnet_digits.py"}
 
 # lessons that use the pretrained BERT when installed take --tiny to use a tiny random one
 TINY_LESSONS = ("09_bert.py", "10_bert_mlm_finetune.py", "13_size_interpretability_resources.py")
@@ -99,6 +106,16 @@ def test_lesson_runs_quick_and_writes_its_outputs(name, tmp_path):
     if name in TRAINING_LESSONS:
         text = result.stdout.lower()
         assert "first loss" in text and "last loss" in text, f"{name} should print its first and last loss"
+    if name in RECORDED_FULL_RUNS:
+        assert "The full run" in result.stdout, f"{name} --quick should print what its full run reached"
+
+
+def test_recorded_full_runs_are_json_named_after_their_lessons():
+    recorded = {path.stem + ".py": path for path in (LESSONS_DIR / "results").glob("*.json")}
+    assert set(recorded) == RECORDED_FULL_RUNS
+    for name, path in recorded.items():
+        record = json.loads(path.read_text(encoding="utf-8"))
+        assert record and all(not isinstance(value, float) or np.isfinite(value) for value in record.values()), name
 
 
 @pytest.mark.parametrize("name", TINY_LESSONS)
