@@ -324,8 +324,8 @@ section("7. Ablation: a deep stack without its residual connections")
 #     x = self_attn(norm1(x));  x = feed_forward(norm2(x))     (no "x +")
 # and each layer must pass on everything through attention's averaging. The neighbour
 # task of section 3b, with a stack of pre-LN layers between the positions and the readout:
-depth = 6 if args.quick else 8
-deep_steps = 120 if args.quick else 300
+depth = 6
+deep_steps = 120 if args.quick else 200
 
 
 class DeepReader(nn.Module):

@@ -123,7 +123,7 @@ print("input:   ", mlm_tokenizer.convert_ids_to_tokens(masked[1]))
 print("labels:  ", labels[1].tolist(), " (-100 = not asked; elsewhere the original id)")
 
 # ---------------------------------------------------------------------------
-mlm_steps = 25 if args.quick else 700
+mlm_steps = 25 if args.quick else 1500
 section(f"3. Pre-training a tiny BERT from scratch: {mlm_steps} steps")
 config = BertConfig(vocab_size=mlm_tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2,
                     num_attention_heads=4, intermediate_size=128, max_position_embeddings=32,
@@ -160,7 +160,7 @@ assert np.mean(mlm_losses[-window:]) < np.mean(mlm_losses[:window]), "MLM traini
 print("Fill in the blank (top 3 guesses):")
 mlm_model.eval()
 for probe in ["the [MASK] swims in the lake.", "the dog [MASK] in the park.", "the bird sings in the [MASK].",
-              "the film was [MASK]. i loved it.", "what a superb meal! i [MASK] it."]:
+              "what a superb meal! i [MASK] it.", "what a dreadful meal! i [MASK] it."]:
     batch = mlm_tokenizer([probe])
     position = int(np.where(batch["input_ids"][0] == mlm_tokenizer.mask_token_id)[0][0])
     with mg.no_grad():
@@ -271,7 +271,7 @@ if gain >= 0.15:
           "\nsentence, so its vector for it is noise; the pre-trained one placed it beside 'great'.")
 else:
     print(f"Pre-training is worth only {gain:+.2f} here: {mlm_steps} steps of pre-training are too few to learn"
-          "\nwhat the unseen words mean (the full run pre-trains for 700).")
+          "\nwhat the unseen words mean (the full run pre-trains for 1500).")
 
 # ---------------------------------------------------------------------------
 finetune_steps = 10 if args.quick else 60
