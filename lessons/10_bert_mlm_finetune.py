@@ -268,7 +268,8 @@ for name in ("tiny pre-trained, probe", "tiny random, probe"):
 gain = results["tiny pre-trained, probe"][1] - results["tiny random, probe"][1]
 if gain >= 0.15:
     print(f"Pre-training is worth {gain:+.2f} on the unseen words: the random encoder has never seen 'superb' in any"
-          "\nsentence, so its vector for it is noise; the pre-trained one placed it beside 'great'.")
+          "\nsentence, so its vector for it is noise; the pre-trained one met it in sentences ending 'i loved it.'"
+          "\n(the fill-in-the-blank above) and learned which side it is on.")
 else:
     print(f"Pre-training is worth only {gain:+.2f} here: {mlm_steps} steps of pre-training are too few to learn"
           "\nwhat the unseen words mean (the full run pre-trains for 1500).")
