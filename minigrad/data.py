@@ -49,6 +49,9 @@ class DataLoader:
     """
 
     def __init__(self, arrays, batch_size, shuffle=False, drop_last=False, seed=None, sampler=None):
+        if isinstance(arrays, dict):
+            raise TypeError(f"DataLoader: expected an array or a tuple/list of arrays, got a dict with keys "
+                            f"{list(arrays)}; pass the arrays themselves, e.g. (data['x'], data['y'])")
         self.single = not isinstance(arrays, (tuple, list))
         self.arrays = [np.asarray(arrays)] if self.single else [np.asarray(a) for a in arrays]
         if not self.arrays:

@@ -13,6 +13,7 @@ Two kinds:
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -168,6 +169,33 @@ def test_config_rejects_what_is_not_implemented():
         BertConfig(hidden_act="swish")
     with pytest.raises(ValueError, match="absolute"):
         BertConfig(position_embedding_type="relative_key")
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(num_attention_heads=0), "num_attention_heads must be an integer >= 1, got 0"),
+    (dict(hidden_size="768"), "hidden_size must be an integer >= 1, got '768'"),
+    (dict(vocab_size=-5), "vocab_size must be an integer >= 1, got -5"),
+    (dict(num_hidden_layers=2.0), "num_hidden_layers must be an integer >= 0, got 2.0"),
+    (dict(hidden_dropout_prob=1.5), "hidden_dropout_prob must be a number in [0, 1], got 1.5"),
+    (dict(layer_norm_eps=0.0), "layer_norm_eps must be a number > 0, got 0.0"),
+    (dict(hidden_act=["gelu"]), "hidden_act ['gelu'] is not supported"),
+])
+def test_config_rejects_bad_sizes_naming_the_field(settings, message):
+    with pytest.raises(ValueError, match=re.escape(f"BertConfig: {message}")):
+        BertConfig(**settings)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "is not valid JSON (Expecting property name"),
+    ("[1, 2]", "must hold a JSON object, got a JSON list"),
+    ('{"num_attention_heads": 0}', "num_attention_heads must be an integer >= 1, got 0 (in "),
+])
+def test_a_broken_config_json_is_an_error_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
+        BertConfig.from_json_file(str(path))
+    assert str(path) in str(info.value)
 
 
 # ----------------------------------------------------------------------------
@@ -410,6 +438,22 @@ def test_encode_sentences_pools_each_text_and_keeps_the_order(tmp_path, tiny_dir
         ids = np.array([tokenizer.encode(text)])
         pooled = numpy_bert(weights, TINY, ids).mean(axis=1)[0]
         np.testing.assert_allclose(embeddings[row], pooled / np.linalg.norm(pooled), atol=2e-5)
+
+
+def test_encode_sentences_names_what_is_not_text(tmp_path, tiny_dir):
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"]) + "\n")
+    tokenizer = BertTokenizer.from_pretrained(str(tmp_path))
+    model = BERT.from_pretrained(tiny_dir)
+    with pytest.raises(TypeError, match="BERT.encode_sentences: texts must be a str or a list of str, got NoneType"):
+        model.encode_sentences(tokenizer, None)           # used to return an empty (0, H) tensor
+    with pytest.raises(TypeError, match=re.escape("BERT.encode_sentences: texts[1] must be a str, got NoneType")):
+        model.encode_sentences(tokenizer, ["a", None])
+
+
+def test_bert_on_an_empty_sequence_names_the_shape(tiny_dir):
+    model = BERT.from_pretrained(tiny_dir)
+    with pytest.raises(ValueError, match=re.escape("BERT: input_ids of shape (1, 0) hold no tokens")):
+        model(np.zeros((1, 0), dtype=np.int64))
 
 
 # ----------------------------------------------------------------------------

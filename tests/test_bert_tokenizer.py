@@ -228,6 +228,33 @@ def test_missing_vocab_is_a_clear_error(tmp_path):
         BertTokenizer(str(tmp_path / "missing.txt"))
 
 
+@pytest.mark.parametrize("bad, shown", [(None, "NoneType"), (b"hello", "bytes"), (3, "int")])
+def test_text_that_is_not_a_str_is_a_type_error_naming_what_came(tiny, bad, shown):
+    with pytest.raises(TypeError, match=f"BertTokenizer: text must be a str, got {shown}"):
+        tiny.encode(bad)
+    with pytest.raises(TypeError, match=f"BertTokenizer: texts\\[1\\] must be a str, got {shown}"):
+        tiny(["hello", bad])
+    with pytest.raises(TypeError, match=f"BertTokenizer: text_pairs\\[0\\] must be a str, got {shown}"):
+        tiny(["hello"], [bad])
+
+
+def test_bytes_get_a_hint_to_decode_them_and_a_batch_must_be_a_list(tiny):
+    with pytest.raises(TypeError, match=r"decode bytes first: text.decode\('utf-8'\)"):
+        tiny.tokenize(b"hello")
+    with pytest.raises(TypeError, match="BertTokenizer: texts must be a str or a list of str, got NoneType"):
+        tiny(None)
+
+
+def test_lower_casing_is_str_lower_not_casefold():
+    # BERT's BasicTokenizer lower-cases with str.lower(); casefold() would spell out the
+    # sharp s and the ligatures and drop the final sigma
+    from minigrad.models.bert_tokenizer import basic_tokenize
+    assert basic_tokenize("Straße") == ["straße"]            # casefold: "strasse"
+    assert basic_tokenize("\ufb01nance") == ["\ufb01nance"]  # the fi ligature stays one character
+    assert basic_tokenize("ΟΔΟΣ ΣΑΣ.") == ["οδος", "σας", "."]   # final sigma at each word's end
+    assert basic_tokenize("ΟΔΟΣ", do_lower_case=False) == ["ΟΔΟΣ"]
+
+
 # ----------------------------------------------------------------------------
 # Against the reference, on all-MiniLM-L6-v2's vocabulary
 # ----------------------------------------------------------------------------
@@ -330,3 +357,14 @@ def test_reference_embeddings_are_normalised_mean_pools(reference):
     pooled = (arrays["batch_hidden"] * mask).sum(axis=1) / mask.sum(axis=1)  # (B, 384)
     pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
     np.testing.assert_allclose(arrays["batch_embeddings"], pooled, atol=1e-5)
+
+
+def test_lower_casing_of_sharp_s_ligatures_and_final_sigma_matches_the_reference(real):
+    # ids from Hugging Face's pure-Python BertTokenizer (tests/fixtures/make_casing_reference.py);
+    # its fast tokenizer lower-cases letter by letter and so writes no final sigma: the
+    # fixture keeps those ids as "fast_ids", and minigrad follows the Python one
+    with open(os.path.join(FIXTURE_DIR, "bert_casing_reference.json"), encoding="utf-8") as handle:
+        cases = json.load(handle)["cases"]
+    assert len(cases) == 9 and any("fast_ids" in case for case in cases)
+    for case in cases:
+        assert real.encode(case["text"]) == case["ids"], case["text"]

@@ -186,6 +186,19 @@ def test_asking_for_cuda_without_cupy_gives_the_install_hint(without_cupy):
     assert mg.tensor([1.0]).device == "cpu"        # the cpu keeps working
 
 
+def test_minigrad_device_cuda_without_cupy_keeps_raising_and_never_falls_back_to_the_cpu(
+        without_cupy, monkeypatch, restore_default_device):
+    monkeypatch.setenv("MINIGRAD_DEVICE", "cuda")
+    monkeypatch.setattr(backend, "_default_device", None)
+    for _ in range(3):                              # the first error used to leave "cpu" behind
+        with pytest.raises(RuntimeError, match="MINIGRAD_DEVICE='cuda': device \"cuda\" needs cupy"):
+            mg.zeros(2)
+        with pytest.raises(RuntimeError, match="MINIGRAD_DEVICE='cuda'"):
+            mg.get_default_device()
+    mg.set_default_device("cpu")                    # an explicit choice still works
+    assert mg.zeros(2).device == "cpu"
+
+
 def test_asking_for_cuda_without_a_gpu_says_so(monkeypatch):
     no_gpu = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(
         getDeviceCount=lambda: 0)))

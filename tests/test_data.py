@@ -153,3 +153,9 @@ def test_train_val_split_is_contiguous_head_and_tail():
     train, val = train_val_split(ids, 0.1)
     assert len(train) == int(101 * 0.9) == 90 and len(val) == 11
     np.testing.assert_array_equal(np.concatenate([train, val]), ids)
+
+
+def test_dataloader_of_a_dict_names_its_keys_and_says_what_to_pass():
+    with pytest.raises(TypeError, match=r"DataLoader: expected an array or a tuple/list of arrays, got a dict "
+                                        r"with keys \['x', 'y'\]; pass the arrays themselves"):
+        DataLoader({"x": np.zeros((4, 2)), "y": np.zeros(4)}, batch_size=2)

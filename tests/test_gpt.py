@@ -2,6 +2,7 @@
 causality, gradients, generation (cached == uncached, one position per new token,
 temperature / top-k / seed), and a few training steps on the stdlib corpus."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -118,6 +119,32 @@ def test_greedy_and_top_1_pick_the_argmax():
         next_id = model(context).numpy()[0, -1].argmax()
         context = np.concatenate([context, [[next_id]]], axis=1)
     np.testing.assert_array_equal(greedy, context)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(temperature=float("nan")), "temperature must be a finite number >= 0, got nan"),
+    (dict(temperature=float("inf")), "temperature must be a finite number >= 0, got inf"),
+    (dict(temperature=-0.5), "temperature must be a finite number >= 0, got -0.5"),
+    (dict(temperature="1"), "temperature must be a finite number >= 0, got '1'"),
+    (dict(top_k=2.5), "top_k must be None or an integer >= 1, got 2.5"),
+    (dict(top_k=0), "top_k must be None or an integer >= 1, got 0"),
+    (dict(max_new_tokens=2.5), "max_new_tokens must be an integer >= 0, got 2.5"),
+    (dict(max_new_tokens=-1), "max_new_tokens must be an integer >= 0, got -1"),
+])
+def test_generate_rejects_sampling_settings_that_would_sample_nonsense(settings, message):
+    # a NaN temperature made every probability NaN, and every draw id 0
+    model = GPT(7, 8, 1, 2, 8)
+    arguments = dict(max_new_tokens=3, **settings) if "max_new_tokens" not in settings else settings
+    with pytest.raises(ValueError, match=re.escape(f"GPT.generate: {message}")):
+        model.generate(np.array([[1, 2]]), **arguments)
+
+
+def test_gpt_on_an_empty_sequence_names_the_shape():
+    model = GPT(7, 8, 1, 2, 8)
+    with pytest.raises(ValueError, match=re.escape("GPT: expected ids of shape (B, T) with T >= 1, got (1, 0)")):
+        model(np.zeros((1, 0), dtype=np.int64))
+    with pytest.raises(ValueError, match=re.escape("GPT.generate: expected a non-empty prompt")):
+        model.generate(np.zeros((1, 0), dtype=np.int64), 2)
 
 
 def test_samples_follow_softmax_over_temperature_and_respect_top_k():

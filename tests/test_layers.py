@@ -1,6 +1,7 @@
 """Layers against their formulas in numpy (from each module's own weights), their
 gradients by central differences, their initialisation, and dropout's statistics."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -261,6 +262,34 @@ def test_embedding_rejects_out_of_range_and_non_integer_ids():
         embedding(np.array([-1, 4]))
     with pytest.raises(TypeError, match="Embedding.*integers"):
         embedding(np.array([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: nn.Dense(0, 3), "Dense: n_in must be a positive integer, got 0"),
+    (lambda: nn.Dense(-2, 3), "Dense: n_in must be a positive integer, got -2"),
+    (lambda: nn.Dense(3, 0), "Dense: n_out must be a positive integer, got 0"),
+    (lambda: nn.Linear(2.5, 3), "Dense: n_in must be a positive integer, got float 2.5"),
+    (lambda: nn.Embedding(-1, 3), "Embedding: num must be a positive integer, got -1"),
+    (lambda: nn.Embedding(4, 0), "Embedding: dim must be a positive integer, got 0"),
+    (lambda: nn.LayerNorm(-3), "LayerNorm: d must be a positive integer, got -3"),
+    (lambda: nn.Neuron(0), "Neuron: n_in must be a positive integer, got 0"),
+    (lambda: nn.MultiHeadAttention(8, 0), "MultiHeadAttention: n_heads must be a positive integer, got 0"),
+    (lambda: nn.Conv2d(0, 4, 3), "Conv2d: in_channels must be a positive integer, got 0"),
+    (lambda: nn.BatchNorm2d(True), "BatchNorm2d: num_features must be a positive integer, got bool True"),
+])
+def test_layers_with_sizes_that_are_not_positive_integers_name_the_argument(make, message):
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+        make()
+
+
+def test_embedding_id_equal_to_num_raises_embeddings_own_error(device):
+    # cupy wraps an out-of-range index around instead of raising, so the check is minigrad's
+    embedding = nn.Embedding(4, 2)
+    with pytest.raises(IndexError, match=re.escape("Embedding: ids must lie in [0, 4), got values from 0 to 4")):
+        embedding(mg.tensor(np.array([0, 4]), device=device))
+    with pytest.raises(IndexError, match=re.escape("Embedding: ids must lie in [0, 4), got values from 4 to 4")):
+        embedding(np.array([[4]]))
+    assert embedding(np.array([3])).shape == (1, 2)
 
 
 # ---------------------------------------------------------------- Dropout

@@ -100,10 +100,15 @@ def set_default_device(device):
 
 
 def get_default_device():
-    global _default_device
+    """The device new tensors go to: set_default_device's, else env MINIGRAD_DEVICE's
+    (default "cpu"). A MINIGRAD_DEVICE that cannot be used raises here every time it is
+    asked for, never falling back to the cpu after the first error."""
     if _default_device is None:
-        _default_device = "cpu"  # set first, so a bad value below is not re-read forever
-        set_default_device(os.environ.get("MINIGRAD_DEVICE", "cpu") or "cpu")
+        requested = os.environ.get("MINIGRAD_DEVICE", "cpu") or "cpu"
+        try:
+            set_default_device(requested)
+        except (RuntimeError, ValueError) as error:
+            raise type(error)(f"MINIGRAD_DEVICE={requested!r}: {error}") from None
     return _default_device
 
 

@@ -359,6 +359,7 @@ class BertTokenizer:
     def tokenize(self, text):
         """Text -> WordPiece tokens (no [CLS]/[SEP] added).
         Special tokens written in the text ("[MASK]") are kept whole."""
+        _check_text(text, "text")
         tokens = []
         for chunk, is_special in split_special_tokens(text, self.special_tokens):
             if is_special:
@@ -442,6 +443,14 @@ class BertTokenizer:
             texts = [texts]
         if isinstance(text_pairs, str):
             text_pairs = [text_pairs]
+        for name, batch in (("texts", texts), ("text_pairs", text_pairs)):
+            if batch is None and name == "text_pairs":
+                continue
+            if not isinstance(batch, (list, tuple)):
+                raise TypeError(f"BertTokenizer: {name} must be a str or a list of str, "
+                                f"got {type(batch).__name__}")
+            for index, text in enumerate(batch):
+                _check_text(text, f"{name}[{index}]")
         if text_pairs is not None and len(text_pairs) != len(texts):
             raise ValueError(f"BertTokenizer: {len(texts)} texts but {len(text_pairs)} text_pairs")
         if padding == "max_length" and max_length is None:
@@ -480,6 +489,14 @@ class BertTokenizer:
     def __repr__(self):
         return (f"BertTokenizer(vocab_size={self.vocab_size}, do_lower_case={self.do_lower_case}, "
                 f"max_chars_per_word={self.max_chars_per_word})")
+
+
+def _check_text(text, name):
+    """Raise a TypeError naming `name` unless text is a str (None, bytes and numbers are not)."""
+    if isinstance(text, str):
+        return
+    hint = " (decode bytes first: text.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
+    raise TypeError(f"BertTokenizer: {name} must be a str, got {type(text).__name__}{hint}")
 
 
 def truncate_pair(ids_a, ids_b, budget):

@@ -13,6 +13,7 @@ position's keys and values, so each new token is one position of work (its own
 q, k, v and a row of attention) instead of a pass over the whole context.
 """
 import math
+import numbers
 
 from .. import backend
 from ..nn import Dense, Dropout, Embedding, KVCache, LayerNorm, Module, ModuleList, TransformerEncoderLayer
@@ -71,8 +72,8 @@ class GPT(Module):
         """Logits (B, T, vocab_size) for ids (B, T). With `cache` (from new_cache()), idx
         holds only positions not yet seen; they continue after the cached ones."""
         ids = as_array(idx, self.tok_emb.weight.device)
-        if ids.ndim != 2:
-            raise ValueError(f"GPT: expected ids of shape (B, T), got {tuple(ids.shape)}")
+        if ids.ndim != 2 or ids.shape[1] == 0:
+            raise ValueError(f"GPT: expected ids of shape (B, T) with T >= 1, got {tuple(ids.shape)}")
         offset = len(cache[0]) if cache is not None else 0
         T = ids.shape[1]
         if offset + T > self.block_size:
@@ -107,10 +108,7 @@ class GPT(Module):
         token at one position on average. use_cache=False recomputes the whole context
         every step with the same cropping, and gives the same tokens.
         """
-        if temperature < 0:
-            raise ValueError(f"GPT.generate: temperature must be >= 0, got {temperature}")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"GPT.generate: top_k must be >= 1, got {top_k}")
+        _check_sampling(max_new_tokens, temperature, top_k)
         device = self.tok_emb.weight.device
         host = backend.numpy
         rng = host.random.default_rng(seed) if seed is not None else backend.rng()
@@ -145,6 +143,22 @@ class GPT(Module):
     def extra_repr(self):
         return (f"vocab_size={self.vocab_size}, block_size={self.block_size}, n_layer={self.n_layer}, "
                 f"n_head={self.n_head}, d_model={self.d_model}")
+
+
+def _is_integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_sampling(max_new_tokens, temperature, top_k):
+    """Raise on settings that would sample nonsense: a NaN temperature turns every
+    probability into NaN, and the draw then always lands on id 0."""
+    if not _is_integer(max_new_tokens) or max_new_tokens < 0:
+        raise ValueError(f"GPT.generate: max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
+            or not math.isfinite(temperature) or temperature < 0):
+        raise ValueError(f"GPT.generate: temperature must be a finite number >= 0, got {temperature!r}")
+    if top_k is not None and (not _is_integer(top_k) or top_k < 1):
+        raise ValueError(f"GPT.generate: top_k must be None or an integer >= 1, got {top_k!r}")
 
 
 def _sample(logits, temperature, top_k, rng):

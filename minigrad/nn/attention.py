@@ -26,7 +26,7 @@ from .. import backend
 from .. import functional as F
 from ..ops import concatenate
 from ..tensor import Tensor, as_array
-from .layers import Dense
+from .layers import Dense, check_sizes
 from .module import Module
 
 
@@ -103,6 +103,7 @@ class MultiHeadAttention(Module):
 
     def __init__(self, d_model, n_heads, dropout=0.0, bias=True):
         super().__init__()
+        check_sizes("MultiHeadAttention", d_model=d_model, n_heads=n_heads)
         if d_model % n_heads:
             raise ValueError(f"MultiHeadAttention: d_model {d_model} is not divisible by n_heads {n_heads}")
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads

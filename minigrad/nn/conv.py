@@ -12,7 +12,7 @@ Initialisation follows PyTorch, through nn.init (minigrad's seeded generator, mg
 from ..creation import ones, zeros
 from ..ops import image as C
 from . import init
-from .layers import empty_parameter, init_linear_
+from .layers import check_sizes, empty_parameter, init_linear_
 from .module import Module
 
 
@@ -34,6 +34,7 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
         super().__init__()
+        check_sizes("Conv2d", in_channels=in_channels, out_channels=out_channels)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = C.pair(kernel_size, "Conv2d kernel_size")
         self.stride = C.pair(stride, "Conv2d stride")
@@ -137,6 +138,7 @@ class BatchNorm2d(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__()
+        check_sizes("BatchNorm2d", num_features=num_features)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = init.ones_(empty_parameter(num_features)) if affine else None

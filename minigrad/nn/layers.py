@@ -9,12 +9,23 @@ minigrad's seeded generator, mg.manual_seed):
     LayerNorm:      weight = 1, bias = 0
 """
 import math
+import numbers
 
 from .. import backend
 from .. import functional as F
 from ..tensor import as_array
 from . import init
 from .module import Module, ModuleList, Parameter
+
+
+def check_sizes(layer, **sizes):
+    """Raise, naming the layer and the argument, unless every size is a positive integer
+    (Dense(0, 3) would divide by sqrt(0) in its initialisation; Dense(-2, 3) fail in numpy)."""
+    for name, size in sizes.items():
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+            raise TypeError(f"{layer}: {name} must be a positive integer, got {type(size).__name__} {size!r}")
+        if size < 1:
+            raise ValueError(f"{layer}: {name} must be a positive integer, got {size}")
 
 
 def empty_parameter(*shape):
@@ -59,6 +70,7 @@ class Neuron(Module):
 
     def __init__(self, n_in, activation="tanh"):
         super().__init__()
+        check_sizes("Neuron", n_in=n_in)
         bound = 1 / math.sqrt(n_in)     # a neuron is Dense(n_in, 1): fan_in = n_in
         self.weight = init.uniform_(empty_parameter(n_in), -bound, bound)
         self.bias = init.uniform_(empty_parameter(), -bound, bound)
@@ -83,6 +95,7 @@ class Dense(Module):
 
     def __init__(self, n_in, n_out, bias=True):
         super().__init__()
+        check_sizes("Dense", n_in=n_in, n_out=n_out)
         self.n_in, self.n_out = n_in, n_out
         self.weight = empty_parameter(n_in, n_out)
         self.bias = empty_parameter(n_out) if bias else None
@@ -165,6 +178,7 @@ class LayerNorm(Module):
 
     def __init__(self, d, eps=1e-5):
         super().__init__()
+        check_sizes("LayerNorm", d=d)
         self.d, self.eps = d, eps
         self.weight = init.ones_(empty_parameter(d))
         self.bias = init.zeros_(empty_parameter(d))
@@ -189,6 +203,7 @@ class Embedding(Module):
 
     def __init__(self, num, dim):
         super().__init__()
+        check_sizes("Embedding", num=num, dim=dim)
         self.num, self.dim = num, dim
         self.weight = init.normal_(empty_parameter(num, dim))
 

@@ -39,6 +39,7 @@ pooler); no relative position embeddings, no cross-attention or key/value
 cache; position ids are always 0..T-1.
 """
 import json
+import numbers
 import os
 from dataclasses import dataclass, fields
 
@@ -86,10 +87,23 @@ class BertConfig:
     position_embedding_type: str = "absolute"
 
     def __post_init__(self):
+        for name in ("vocab_size", "hidden_size", "num_attention_heads", "intermediate_size",
+                     "max_position_embeddings", "type_vocab_size", "num_hidden_layers", "pad_token_id"):
+            value = getattr(self, name)
+            lowest = 0 if name in ("num_hidden_layers", "pad_token_id") else 1
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lowest:
+                raise ValueError(f"BertConfig: {name} must be an integer >= {lowest}, got {value!r}")
+        for name, allowed, rule in (("hidden_dropout_prob", lambda p: 0 <= p <= 1, "in [0, 1]"),
+                                    ("attention_probs_dropout_prob", lambda p: 0 <= p <= 1, "in [0, 1]"),
+                                    ("layer_norm_eps", lambda eps: eps > 0, "> 0"),
+                                    ("initializer_range", lambda std: std >= 0, ">= 0")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not allowed(value):
+                raise ValueError(f"BertConfig: {name} must be a number {rule}, got {value!r}")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"BertConfig: hidden_size {self.hidden_size} is not a multiple of "
                              f"num_attention_heads {self.num_attention_heads}")
-        if self.hidden_act not in ACTIVATIONS:
+        if not isinstance(self.hidden_act, str) or self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"BertConfig: hidden_act {self.hidden_act!r} is not supported; "
                              f"choose from {sorted(ACTIVATIONS)}")
         if self.position_embedding_type != "absolute":
@@ -104,8 +118,19 @@ class BertConfig:
 
     @classmethod
     def from_json_file(cls, path):
+        """The config in a config.json; a file that is not valid JSON, not an object, or
+        that holds a bad value is a ValueError naming the file."""
         with open(path, encoding="utf-8") as handle:
-            return cls.from_dict(json.load(handle))
+            try:
+                values = json.load(handle)
+            except (ValueError, UnicodeDecodeError) as error:      # JSONDecodeError is a ValueError
+                raise ValueError(f"BertConfig: {path} is not valid JSON ({error})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"BertConfig: {path} must hold a JSON object, got a JSON {type(values).__name__}")
+        try:
+            return cls.from_dict(values)
+        except ValueError as error:
+            raise ValueError(f"{error} (in {path})") from None
 
     def to_dict(self):
         return {field.name: getattr(self, field.name) for field in fields(self)}
@@ -221,6 +246,9 @@ class BERT(nn.Module):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         device = self.embeddings.word_embeddings.weight.device
         input_ids = _ids_array(input_ids, device, "input_ids")
+        if input_ids.shape[1] == 0:
+            raise ValueError(f"BERT: input_ids of shape {tuple(input_ids.shape)} hold no tokens; need at "
+                             f"least one (the tokenizer always writes [CLS] and [SEP])")
         if token_type_ids is not None:
             token_type_ids = _ids_array(token_type_ids, device, "token_type_ids")
         if attention_mask is not None:
@@ -273,6 +301,12 @@ class BERT(nn.Module):
         carry little padding; the result is in the order of `texts`."""
         if isinstance(texts, str):
             texts = [texts]
+        if not isinstance(texts, (list, tuple)):
+            raise TypeError(f"BERT.encode_sentences: texts must be a str or a list of str, "
+                            f"got {type(texts).__name__}")
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"BERT.encode_sentences: texts[{index}] must be a str, got {type(text).__name__}")
         if not texts:
             return Tensor(backend.xp_for(self.embeddings.norm.weight.device).zeros(
                 (0, self.config.hidden_size), dtype=self.embeddings.norm.weight.dtype))
