@@ -397,6 +397,29 @@ def test_batch_norm_training_and_running_statistics_step_by_step(device):
     assert int(bn.num_batches_tracked.item()) == 3
 
 
+def test_batch_norm_eval_with_a_tiny_running_variance_keeps_eps_inside_the_square_root(device):
+    # with variance ~1, (x - mean) / sqrt(var + eps) and (x - mean) / (sqrt(var) + eps) agree to
+    # 1e-5; at variance 0 and 1e-8 they differ by a factor of hundreds
+    bn = nn.BatchNorm2d(3, eps=1e-5).to(dtype="float64")
+    bn.running_var.data[...] = mg.tensor(np.array([0.0, 1e-8, 1.0])).data
+    bn.running_mean.data[...] = mg.tensor(np.array([0.5, -0.25, 0.0])).data
+    bn.eval()
+    x = np.random.default_rng(3).standard_normal((2, 3, 2, 2))
+    expected = ((x - np.array([0.5, -0.25, 0.0])[None, :, None, None])
+                / np.sqrt(np.array([0.0, 1e-8, 1.0]) + 1e-5)[None, :, None, None])
+    np.testing.assert_allclose(bn(mg.tensor(x)).numpy(), expected, rtol=1e-10)
+
+
+def test_batch_norm_training_on_a_nearly_constant_channel_keeps_eps_inside_the_square_root(device):
+    x = np.zeros((4, 2, 1, 1))
+    x[:, 0, 0, 0] = [1e-4, -1e-4, 1e-4, -1e-4]           # batch variance 1e-8, far below eps
+    x[:, 1, 0, 0] = [1.0, 2.0, 3.0, 4.0]
+    y = nn.BatchNorm2d(2, eps=1e-5).to(dtype="float64")(mg.tensor(x)).numpy()
+    mean, var = x.mean(axis=(0, 2, 3), keepdims=True), x.var(axis=(0, 2, 3), keepdims=True)
+    np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 1e-5), rtol=1e-9)
+    assert abs(y[0, 0, 0, 0]) < 0.04                    # eps outside the root would give 0.91
+
+
 def test_batch_norm_eval_output_of_one_image_does_not_depend_on_the_batch(device):
     bn = nn.BatchNorm2d(2)
     bn(mg.tensor(random((8, 2, 3, 3), 0).astype(np.float32)))

@@ -361,6 +361,24 @@ def test_clip_matches_numpy_and_gradcheck(device, data, lo, width, bounds):
     check(device, lambda x: x.clip(lo, hi), lambda x: np.clip(x, lo, hi), a)
 
 
+@pytest.mark.parametrize("lo, hi, expected", [
+    (-1.0, 2.0, [1, 1, 0, 0, 1]),        # x = lo and x = hi pass the gradient, as torch.clamp does
+    (-1.0, None, [1, 1, 0, 1, 1]),
+    (None, 2.0, [1, 1, 1, 0, 1]),
+])
+def test_clip_gradient_exactly_at_the_bounds_passes_as_in_pytorch(device, lo, hi, expected):
+    # the property test's values never land on a bound, where the choice is a convention
+    x = mg.tensor([-1.0, 2.0, -1.5, 2.5, 0.5], requires_grad=True)
+    x.clip(lo, hi).backward(mg.tensor([1.0, 1.0, 1.0, 1.0, 1.0]))
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+
+
+def test_clip_with_equal_bounds_passes_the_gradient_only_at_that_value(device):
+    x = mg.tensor([0.5, 0.25, 1.0], requires_grad=True)
+    x.clip(0.5, 0.5).backward(mg.tensor([2.0, 3.0, 4.0]))
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 0.0, 0.0])
+
+
 @given(data=st.data())
 def test_where_matches_numpy_and_gradcheck_with_broadcasting(device, data):
     c_shape, a_shape, b_shape = data.draw(

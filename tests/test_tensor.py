@@ -471,3 +471,91 @@ def test_in_place_update_with_a_shape_that_does_not_broadcast_names_both(device)
     t = mg.zeros(2, 3)
     with pytest.raises(ValueError, match=r"__iadd__.*\(2, 3\).*\(4,\)"):
         t += mg.ones(4)
+
+
+class SquareWrongInOneElement(Function):
+    """y = x^2 whose derivative 2 g x is off by 1e-3 in element `wrong` alone."""
+
+    def __init__(self, wrong):
+        self.wrong = wrong
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return x * x
+
+    def backward(self, g):
+        x, = self.saved_tensors
+        nudge = np.zeros(x.shape)
+        nudge[self.wrong] = 1e-3
+        return 2.0 * g * x + mg.tensor(nudge, device=x.device)
+
+
+class IdentityWithPermutedGradient(Function):
+    """y = x, whose backward returns the upstream gradient reversed: right only when
+    every entry of g is the same, as under an all-ones cotangent."""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, g):
+        return g[list(range(g.shape[0] - 1, -1, -1))]
+
+
+class ScaleSecondInputWrongly(Function):
+    """y = a * b whose gradient for b (the second input) alone is wrong: g * a * 1.01."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a * b
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        return g * b, g * a * 1.01
+
+
+@pytest.mark.parametrize("wrong", [(0, 0), (1, 2)])
+def test_gradcheck_catches_a_backward_wrong_in_one_element_only(device, wrong):
+    x = mg.tensor(np.arange(1.0, 7.0).reshape(2, 3), requires_grad=True)
+    with pytest.raises(GradcheckError, match=re.escape(f"input 0 (shape (2, 3)) at index {wrong}:")):
+        mg.gradcheck(lambda t: SquareWrongInOneElement(wrong)(t), [x])
+
+
+def test_gradcheck_catches_a_permuted_gradient_that_an_all_ones_cotangent_would_miss(device):
+    x = mg.tensor([0.5, -1.0, 2.0, 3.5], requires_grad=True)
+    y = IdentityWithPermutedGradient()(x)
+    y.backward(mg.ones(4))                          # the blind spot: all-ones sees the right answer
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones(4))
+    with pytest.raises(GradcheckError, match=r"input 0 \(shape \(4,\)\)"):
+        mg.gradcheck(lambda t: IdentityWithPermutedGradient()(t), [x])
+
+
+def test_gradcheck_checks_every_input_not_only_the_first(device):
+    a = mg.tensor([1.0, 2.0], requires_grad=True)
+    b = mg.tensor([3.0, -1.0], requires_grad=True)
+    with pytest.raises(GradcheckError, match=r"input 1 \(shape \(2,\)\)"):
+        mg.gradcheck(lambda s, t: ScaleSecondInputWrongly()(s, t), [a, b])
+    assert mg.gradcheck(lambda s, t: ScaleSecondInputWrongly()(s, t), [a, b.detach()])   # b not checked
+
+
+class NaNValuedWithFiniteGradient(Function):
+    """y = NaN everywhere, with backward claiming dy/dx = 1: nothing can confirm that."""
+
+    def forward(self, x):
+        return x * float("nan")
+
+    def backward(self, g):
+        return g
+
+
+def test_gradcheck_fails_where_the_numerical_slope_is_nan_instead_of_passing_silently(device):
+    # NaN > tolerance is False, so a NaN numerical slope used to pass whenever backward was finite
+    x = mg.tensor([4.0, -1.0], requires_grad=True)
+    with pytest.raises(GradcheckError, match=r"analytic [-0-9.e]+ vs numerical nan"):
+        mg.gradcheck(lambda t: NaNValuedWithFiniteGradient()(t), [x])
+
+
+def test_gradcheck_accepts_differences_within_its_tolerance_and_not_beyond(device):
+    x = mg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    assert mg.gradcheck(lambda t: SquareWrongInOneElement((1,))(t), [x], atol=2e-3)
+    with pytest.raises(GradcheckError):
+        mg.gradcheck(lambda t: SquareWrongInOneElement((1,))(t), [x], atol=5e-4, rtol=0.0)

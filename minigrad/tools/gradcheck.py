@@ -9,7 +9,9 @@ analytic gradient to about 1e-8 relative.
 
 A function with a tensor output y is reduced to the scalar L = sum(y * r) for a
 fixed random r, so the check compares J^T r (what backward computes) with its
-numerical estimate; a wrong derivative almost surely changes J^T r.
+numerical estimate; a wrong derivative almost surely changes J^T r. (With r all
+ones, a backward that hands the upstream gradient back permuted, or summed in
+the wrong places, would look right: every entry of g would be the same.)
 """
 import numpy as np
 
@@ -60,10 +62,13 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0):
             minus = scalar()
             x.data[index] = original
             numeric[index] = (plus - minus) / (2 * eps)
+        # every element is checked on its own: one wrong element fails the check. A NaN or
+        # inf on either side fails too (a NaN compares false with everything, so it would
+        # otherwise pass), and is reported first.
         error = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
-        if error.size and (error.max() > 0 or not np.isfinite(analytic).all()):
-            worst = np.unravel_index(np.nanargmax(np.where(np.isfinite(error), error, np.inf)),
-                                        error.shape)
+        error = np.where(np.isfinite(error), error, np.inf)
+        if error.size and error.max() > 0:
+            worst = np.unravel_index(np.argmax(error), error.shape)
             raise GradcheckError(
                 f"gradcheck: input {i} (shape {x.shape}) at index {tuple(int(k) for k in worst)}: "
                 f"analytic {analytic[worst]:.10g} vs numerical {numeric[worst]:.10g} "
