@@ -270,34 +270,57 @@ def peak_rss_mib(fn):
     return status("VmHWM:") - before
 
 
-def bench_attention_memory(mg, torch, lengths, heads=8, d_head=64):
+def bench_attention_memory(lengths, torch_available, heads=8, d_head=64):
     """Peak memory of causal attention forward + backward, q, k, v (1, heads, T, d_head) float32:
     minigrad's fused op, minigrad with the weights kept (return_weights=True: what every call
-    did before the fused op) and PyTorch's F.scaled_dot_product_attention(is_causal=True)."""
-    from minigrad import functional as F
+    did before the fused op) and PyTorch's F.scaled_dot_product_attention(is_causal=True).
+    Each number comes from a fresh interpreter (attention_memory_child), so that no memory
+    freed by an earlier case (kept by malloc or PyTorch's allocator) hides a peak."""
+    import subprocess
+    kinds = ["minigrad fused", "minigrad, weights kept"] + (["torch"] if torch_available else [])
     rows = []
     for T in lengths:
-        rng = np.random.default_rng(T)
-        host = [rng.standard_normal((1, heads, T, d_head)).astype(np.float32) for _ in range(3)]
-        grad = rng.standard_normal((1, heads, T, d_head)).astype(np.float32)
-
-        def ours(keep_weights):
-            def run():
-                q, k, v = (mg.tensor(a, requires_grad=True) for a in host)
-                out = F.scaled_dot_product_attention(q, k, v, is_causal=True, return_weights=keep_weights)
-                (out[0] if keep_weights else out).backward(mg.tensor(grad))
-            return run
-        row = {"T": T, "minigrad fused": peak_rss_mib(ours(False)),
-               "minigrad, weights kept": peak_rss_mib(ours(True))}
-        if torch is not None:
-            def theirs():
-                q, k, v = (torch.from_numpy(a).requires_grad_(True) for a in host)
-                out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-                out.backward(torch.from_numpy(grad))
-            row["torch"] = peak_rss_mib(theirs)
+        row = {"T": T}
+        for kind in kinds:
+            done = subprocess.run([sys.executable, os.path.abspath(__file__), "--threads", "1",
+                                   "--memory-child", kind, str(T), str(heads), str(d_head)],
+                                  capture_output=True, text=True)
+            value = done.stdout.strip().splitlines()[-1] if done.returncode == 0 and done.stdout.strip() else "None"
+            row[kind] = None if value == "None" else float(value)
         row["one (T, T) float32 score matrix per head, all heads"] = heads * T * T * 4 / 2 ** 20
         rows.append(row)
     return rows
+
+
+def attention_memory_child(kind, T, heads, d_head):
+    """Print the peak MiB one causal attention forward + backward adds (see bench_attention_memory)."""
+    def case(size):
+        rng = np.random.default_rng(size)
+        return [rng.standard_normal((1, heads, size, d_head)).astype(np.float32) for _ in range(4)]
+    _attention_call(kind, case(8))()      # a small call first: code loaded on first use is not counted
+    print(peak_rss_mib(_attention_call(kind, case(T))))
+
+
+def _attention_call(kind, host):
+    """A function running one causal attention forward + backward on `host` (q, k, v, dL/dO)."""
+    if kind == "torch":
+        torch = load_torch()
+        inputs = [torch.from_numpy(a).requires_grad_(True) for a in host[:3]]
+        grad = torch.from_numpy(host[3])
+
+        def run():
+            torch.nn.functional.scaled_dot_product_attention(*inputs, is_causal=True).backward(grad)
+    else:
+        import minigrad as mg
+        from minigrad import functional as F
+        inputs = [mg.tensor(a, requires_grad=True) for a in host[:3]]
+        grad = mg.tensor(host[3])
+        keep = kind != "minigrad fused"
+
+        def run():
+            out = F.scaled_dot_product_attention(*inputs, is_causal=True, return_weights=keep)
+            (out[0] if keep else out).backward(grad)
+    return run
 
 
 def bench_generation(mg, cfg):
@@ -363,9 +386,9 @@ def report(result):
         memory = result["attention_memory"]
         columns = [key for key in memory[0] if key != "T"]
         lines += ["## (d) Peak memory of causal attention forward + backward", "",
-                  "q, k, v (1, 8 heads, T, 64) float32; the peak resident memory each call adds (MiB, "
-                  "the kernel's high-water mark reset before each); the last column is the size of one "
-                  "set of (T, T) weights for all heads.", "",
+                  "q, k, v (1, 8 heads, T, 64) float32; the peak resident memory one call adds (MiB: "
+                  "the kernel's high-water mark, reset once the inputs exist, in a fresh process per "
+                  "number); the last column is the size of one set of (T, T) weights for all heads.", "",
                   "| T | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
         for row in memory:
             lines.append(f"| {row['T']} | " + " | ".join("-" if row[c] is None else f"{row[c]:.0f}"
@@ -387,8 +410,12 @@ def main():
                         "torch's intra-op threads (0: all cores); without it the script runs itself at all "
                         "cores, 2 and 1 thread")
     parser.add_argument("--no-torch", action="store_true", help="time minigrad only")
+    parser.add_argument("--memory-child", nargs=4, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help="results path without extension ('' writes nothing)")
     args = parser.parse_args()
+    if args.memory_child:
+        kind, *sizes = args.memory_child
+        return attention_memory_child(kind, *map(int, sizes))
     cfg = QUICK if args.quick else FULL
     if args.out is None:
         args.out = os.path.join(RESULTS, ("bench_transformer_quick" if args.quick else "bench_transformer")
@@ -415,8 +442,8 @@ def main():
         result["mha_ratio"] = result["mha"]["median_s"]["minigrad"] / result["mha"]["median_s"]["torch"]
     result["generation"] = bench_generation(mg, cfg)
     if results_suffix(args.threads) == "":            # once, in the run at the default threads
-        result["attention_memory"] = bench_attention_memory(mg, torch, (64, 128) if args.quick
-                                                            else (256, 512, 1024, 2048))
+        result["attention_memory"] = bench_attention_memory((64, 128) if args.quick else (256, 512, 1024, 2048),
+                                                            torch is not None)
     result["machine"] = machine_info(blas_threads=threads, torch=torch.__version__ if torch is not None else None,
                                      torch_threads=torch.get_num_threads() if torch is not None else None)
     markdown = report(result)
