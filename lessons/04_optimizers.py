@@ -130,7 +130,8 @@ assert rises > 0
 
 grid_a, grid_b = np.meshgrid(np.linspace(-8, 8, 100), np.linspace(-3, 3, 100))
 figure, axes = plt.subplots(figsize=(8, 3.5))
-axes.contour(grid_a, grid_b, valley(grid_a, grid_b), levels=15, cmap="Greys")
+contours = axes.contour(grid_a, grid_b, valley(grid_a, grid_b), levels=15, cmap="Greys")
+figure.colorbar(contours, ax=axes, label="f(a, b)")
 for name, path in paths.items():
     axes.plot(path[:, 0], path[:, 1], ".-", markersize=3, label=name)
 axes.plot(0, 0, "k*", markersize=10)

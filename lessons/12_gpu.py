@@ -38,6 +38,7 @@ from minigrad import optim
 from minigrad.models import GPT
 from minigrad.data import lm_batch
 from minigrad.datasets import CharTokenizer, stdlib_corpus
+from minigrad.tools import progress
 
 parser = argparse.ArgumentParser(description="Lesson 12: training on a GPU with cupy")
 parser.add_argument("--quick", action="store_true", help="a run of a few seconds (used by the tests)")
@@ -101,7 +102,8 @@ for device in devices:
     optimizer = optim.AdamW(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)                     # the same batches on both devices
     losses, times = [], []
-    for step in range(steps + 1):                      # step 0 warms up (cupy compiles its kernels)
+    bar = progress(range(steps + 1), desc=device, disable=args.quick)
+    for step in bar:                                   # step 0 warms up (cupy compiles its kernels)
         xb, yb = lm_batch(ids, block_size, batch_size, rng)
         started = time.perf_counter()
         loss = F.cross_entropy(model(mg.tensor(xb, device=device)), mg.tensor(yb, device=device))
@@ -110,6 +112,7 @@ for device in devices:
         optimizer.step()
         losses.append(loss.item())                     # .item() waits for the device to finish
         times.append(time.perf_counter() - started)
+        bar.set_postfix(loss=losses[-1])          # after the clock stopped: not timed
     step_times[device], curves[device] = float(np.median(times[1:])), losses
     tokens_per_second = batch_size * block_size / step_times[device]
     print(f"  {device:4s}: {1000 * step_times[device]:8.1f} ms per step ({tokens_per_second:,.0f} tokens/s); "
