@@ -21,6 +21,7 @@ Read alongside
   minigrad/nn/attention.py    MultiHeadAttention (split_heads, merge_heads), causal_mask
   minigrad/nn/transformer.py  PositionalEncoding, FeedForward, TransformerEncoderLayer
   minigrad/nn/layers.py       LayerNorm;  minigrad/ops/composite.py  LayerNormOp's forward and backward
+  minigrad/nn/module.py       register_forward_hook (collecting the residual stream's pieces)
 
 Run:  python lessons/06_multihead_positional_layernorm.py [--quick] [--out DIR]
 Writes heads.png (the two heads of a trained model), positional_encoding.png (the pe
