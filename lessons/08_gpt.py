@@ -161,8 +161,11 @@ first_check = int(max(1, steps // 6))
 running_at_first = float(np.mean(losses[max(0, first_check - 20):first_check]))
 print(f"At step {first_check}, while the loss still falls fast, the running mean of the last batches (up to 20) was "
       f"{running_at_first:.3f},\nbut the loss at the weights of that moment was {train_now[1][1]:.3f}: the running mean "
-      f"lags behind. Validation,\nmeasured at those same weights ({validation[1][1]:.3f}), can therefore sit below "
-      f"it without anything being wrong.")
+      f"lags behind.")
+below = validation[1][1] < running_at_first
+print(f"Validation, measured at those same weights, was {validation[1][1]:.3f}: "
+      + ("BELOW the running mean, and nothing is wrong." if below else
+         "above the running mean here; where the loss falls faster, the lag\nis larger and validation can end up below it."))
 assert running_at_first > train_now[1][1], "the running mean should lag behind the current weights' loss"
 gap = max(abs(t - v) for (_, t), (_, v) in zip(train_now[1:], validation[1:]))
 print(f"Largest gap between training and validation loss at the same weights: {gap:.3f} nats.")
