@@ -108,7 +108,8 @@ def _get_pool():
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(_num_threads, thread_name_prefix="minigrad-kernel",
+            # the calling thread works too: n threads are the pool's n - 1 and it
+            _pool = ThreadPoolExecutor(max(1, _num_threads - 1), thread_name_prefix="minigrad-kernel",
                                        initializer=_mark_worker)
         return _pool
 
@@ -132,8 +133,7 @@ def for_blocks(rows, row_bytes, work, row_elements=None):
     threads = get_num_threads()
     elements = rows * (row_elements if row_elements is not None else row_bytes // 4)
     spans = blocks(rows, row_bytes, threads)
-    if threads == 1 or len(spans) == 1 or elements < MIN_PARALLEL_ELEMENTS \
-            or getattr(_in_worker, "active", False):
+    if threads == 1 or len(spans) == 1 or elements < MIN_PARALLEL_ELEMENTS or in_worker():
         for lo, hi in spans:
             work(lo, hi)
         return
@@ -146,20 +146,34 @@ def in_worker():
 
 
 def run_parts(size, parts, work):
-    """work(lo, hi) for `parts` near-equal spans of range(size), on the pool (the first span
-    on the calling thread, which would otherwise only wait)."""
+    """work(lo, hi) for `parts` near-equal spans of range(size), on the kernel threads."""
     parts = max(1, min(parts, size))
     bounds = [size * i // parts for i in range(parts + 1)]
-    spans = list(zip(bounds[:-1], bounds[1:]))
-    futures = [_get_pool().submit(work, lo, hi) for lo, hi in spans[1:]]
-    work(*spans[0])
-    for future in futures:
-        future.result()
+    _run_on_pool(work, list(zip(bounds[:-1], bounds[1:])))
 
 
 def _run_on_pool(work, spans):
-    for future in [_get_pool().submit(work, lo, hi) for lo, hi in spans]:
-        future.result()               # re-raises a block's exception here
+    """The spans, taken in turn by the pool's threads and the calling thread (which would
+    otherwise only wait): get_num_threads() threads in all."""
+    pending = iter(spans)
+    lock = threading.Lock()
+
+    def drain():
+        while True:
+            with lock:
+                span = next(pending, None)
+            if span is None:
+                return
+            work(*span)
+    helpers = [_get_pool().submit(drain) for _ in range(min(len(spans), _num_threads) - 1)]
+    was_worker = in_worker()
+    _in_worker.active = True          # work started from here runs here, not on the pool again
+    try:
+        drain()
+    finally:
+        _in_worker.active = was_worker
+        for helper in helpers:
+            helper.result()           # re-raises a block's exception here
 
 
 ELEMENT_BLOCK = 8192                  # elements per block of an elementwise kernel
