@@ -201,6 +201,24 @@ def test_conv2d_second_derivatives_match_central_differences(device, window, see
     assert mg.gradcheck(grads, [x, weight])
 
 
+@settings(max_examples=10)
+@given(windows(max_side=5, max_kernel=3), st.integers(0, 10**6))
+def test_conv2d_gradients_with_create_graph_equal_the_fast_path(device, window, seed):
+    # create_graph=True takes Conv2dOp.backward (Tensor ops), an ordinary backward the array
+    # kernel; the second-derivative test above only checks the former against itself
+    kernel, stride, padding, h, w = window
+    x, weight, b = random((2, 2, h, w), seed), random((3, 2) + kernel, seed + 1), random((3,), seed + 2)
+    g = None
+    results = []
+    for create_graph in (False, True):
+        inputs = [mg.tensor(a, requires_grad=True) for a in (x, weight, b)]
+        y = C.conv2d(*inputs, stride, padding)
+        g = g if g is not None else mg.tensor(random(y.shape, seed + 3))
+        results.append([t.numpy() for t in mg.grad((y * g).sum(), inputs, create_graph=create_graph)])
+    for fast, graph, name in zip(*results, ("x", "weight", "bias")):
+        np.testing.assert_allclose(graph, fast, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 @pytest.mark.parametrize("padding", [0, 1, 2])
 def test_conv2d_stride_one_input_gradient_equals_the_fold_path(device, padding):
     """With stride 1 the input gradient is computed as a full convolution with the flipped

@@ -559,3 +559,15 @@ def test_gradcheck_accepts_differences_within_its_tolerance_and_not_beyond(devic
     assert mg.gradcheck(lambda t: SquareWrongInOneElement((1,))(t), [x], atol=2e-3)
     with pytest.raises(GradcheckError):
         mg.gradcheck(lambda t: SquareWrongInOneElement((1,))(t), [x], atol=5e-4, rtol=0.0)
+
+
+def test_an_integer_or_boolean_result_never_joins_the_graph(device):
+    # as in PyTorch, only floating-point tensors carry gradients: a cast of a tensor
+    # that requires grad to integers is a constant, and backward through it is an error
+    x = mg.tensor([1.5, -2.5, 3.0], requires_grad=True)
+    for dtype in ("int64", "int32", "uint8", "bool"):
+        y = x.astype(dtype)
+        assert not y.requires_grad and y.grad_fn is None, dtype
+    assert (x * 2.0).astype("float32").requires_grad                  # a float cast stays in the graph
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        x.astype("int64").sum().backward()
