@@ -71,4 +71,4 @@ def test_quick_distributed_benchmark_runs_both_layouts_and_reports_communication
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = (tmp_path / "bench_distributed.md").read_text()
     assert "| 1 process x 2 threads |" in report and "| 2 processes x 1 thread |" in report
-    assert "| minigrad |" in report and "hidden fraction" in report
+    assert "| minigrad |" in report and "hidden fraction" in report and "exposed (ms)" in report
