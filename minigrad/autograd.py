@@ -91,16 +91,17 @@ class Function:
         inputs = as_tensors(inputs)
         first = inputs[0].data
         kind, dtype = type(first), first.dtype
-        record = False
+        arrays, record = [], False
         for x in inputs:
             data = x.data
+            arrays.append(data)
             if type(data) is not kind or data.dtype is not dtype:
                 kind = None
             if x.requires_grad:
                 record = True
         if kind is None or (self.float_valued and dtype.kind in "biu"):
             inputs = conform_inputs(self, inputs)     # one device, one dtype (dtypes.py)
-        arrays = [x.data for x in inputs]
+            arrays = [x.data for x in inputs]
         result = self.forward(*arrays)
         output = Tensor._from_array(result)
         if record and _GradMode.enabled and output.data.dtype.kind in "fc":

@@ -479,12 +479,26 @@ def as_tensors(values):
 
 
 def _number(value, tensors_dtype, xp):
+    # x * 0.5 and 1 - y recur in every step: each (number, dtype, device) is made once
+    key = (type(value), value, tensors_dtype, xp)
+    constant = _NUMBERS.get(key)
+    if constant is not None:
+        return constant
     dtype = dtypes.number_dtype(value, tensors_dtype)
     try:
-        return Tensor._from_array(xp.asarray(value, dtype=dtype))
+        constant = Tensor._from_array(xp.asarray(value, dtype=dtype))
     except OverflowError:
         raise OverflowError(f"the number {value} does not fit in {dtype}, the dtype of the tensor it meets "
                             f"(a number never widens a tensor: convert the tensor with .astype first)") from None
+    # not cached: NaN (never equal to itself, so never found) and float zeros (0.0 == -0.0)
+    if len(_NUMBERS) < 4096 and value == value and (value != 0 or not isinstance(value, float)):
+        if xp is backend.numpy:
+            constant.data.flags.writeable = False       # shared by every op that meets this number
+        _NUMBERS[key] = constant
+    return constant
+
+
+_NUMBERS = {}
 
 
 def conform_inputs(function, inputs):

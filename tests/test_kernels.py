@@ -14,7 +14,7 @@ import minigrad as mg
 import minigrad.functional as F
 from minigrad.backend import kernels
 from minigrad.backend.kernels import parallel, special
-from minigrad.ops import composite, image
+from minigrad.ops import composite, image, reduce as reduce_ops
 
 
 @pytest.fixture
@@ -169,6 +169,9 @@ FUSED_FUNCTIONS = {   # name -> (Function factory, input shapes)
     "batch_norm": (lambda: image.BatchNormOp(1e-5), [(4, 3, 5, 5), (3,), (3,)]),
     "conv2d": (lambda: image.Conv2dOp(stride=1, padding=1), [(2, 3, 6, 6), (4, 3, 3, 3), (4,)]),
     "conv2d_strided": (lambda: image.Conv2dOp(stride=2, padding=0), [(2, 3, 7, 7), (4, 3, 3, 3), (4,)]),
+    "linear": (lambda: reduce_ops.LinearOp(), [(2, 5, 7), (7, 4), (4,)]),
+    "relu": (lambda: mg.ops.Relu(), [(6, 9)]),
+    "linear_without_bias": (lambda: reduce_ops.LinearOp(), [(6, 7), (7, 4)]),
 }
 
 
@@ -424,6 +427,43 @@ def test_matmul_shared_over_threads_equals_one_blas_call(threads, shapes):
     np.testing.assert_allclose(kernels.linalg.matmul(a, b), np.matmul(a, b), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(kernels.linalg.matmul(b.swapaxes(-1, -2)[..., :3, :], a.swapaxes(-1, -2)),
                                np.matmul(b.swapaxes(-1, -2)[..., :3, :], a.swapaxes(-1, -2)), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("lead", [(300,), (3, 100), ()])
+def test_linear_equals_matmul_plus_bias_and_its_gradients_the_formulas(threads, n_threads, lead):
+    """The dense layer's fused kernel: y = x @ W + b, dL/dx = g W^T, dL/dW = x^T g, dL/db = sum g,
+    whether the rows are shared out over threads (and both products run side by side) or not."""
+    mg.set_num_threads(n_threads)
+    rng = np.random.default_rng(1)
+    x, w, b, g = (rng.standard_normal(s) for s in (lead + (256,), (256, 200), (200,), lead + (200,)))
+    np.testing.assert_allclose(kernels.linalg.linear(x, w, b), x @ w + b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(kernels.linalg.linear(x, w), x @ w, rtol=1e-12, atol=1e-12)
+    grad_x, grad_w, grad_b = kernels.linalg.linear_backward(g, x, w, [True, True, True])
+    rows_x, rows_g = x.reshape(-1, 256), g.reshape(-1, 200)
+    np.testing.assert_allclose(grad_x, g @ w.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad_w, rows_x.T @ rows_g, rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(grad_b, rows_g.sum(axis=0), rtol=1e-12, atol=1e-12)
+    assert kernels.linalg.linear_backward(g, x, w, [False, True])[0::2] == (None, None)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_relu_kernel_on_blocks_equals_the_formula_nan_included(threads, n_threads):
+    mg.set_num_threads(n_threads)
+    rng = np.random.default_rng(2)
+    x, g = rng.standard_normal((1030, 1025)), rng.standard_normal((1030, 1025))   # > 1M: on the threads
+    x[0, :3] = [0.0, -0.0, np.nan]
+    np.testing.assert_array_equal(kernels.activations.relu(x), np.maximum(x, 0))
+    np.testing.assert_array_equal(kernels.activations.relu_backward(g, x), g * (x > 0))
+
+
+def test_linear_op_passes_gradcheck_with_leading_axes(device):
+    x = mg.tensor(_data((2, 3, 4)), requires_grad=True)
+    w = mg.tensor(_data((4, 5), seed=1), requires_grad=True)
+    b = mg.tensor(_data((5,), seed=2), requires_grad=True)
+    assert mg.gradcheck(lambda x, w, b: reduce_ops.linear(x, w, b), [x, w, b])
+    with pytest.raises(ValueError, match=r"linear: input of shape \(2, 3, 4\) does not fit weight of shape \(5, 4\)"):
+        reduce_ops.linear(x, w.T)
 
 
 def test_matmul_op_reports_batch_shapes_that_do_not_broadcast(threads):

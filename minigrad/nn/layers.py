@@ -13,6 +13,7 @@ import numbers
 
 from .. import backend
 from .. import functional as F
+from ..ops import linear
 from ..tensor import as_array
 from . import init
 from .module import Module, ModuleList, Parameter
@@ -104,8 +105,7 @@ class Dense(Module):
     def forward(self, x):
         if x.shape[-1] != self.n_in:
             raise ValueError(f"Dense: expected input with last axis {self.n_in}, got shape {x.shape}")
-        y = x @ self.weight
-        return y + self.bias if self.bias is not None else y
+        return linear(x, self.weight, self.bias)       # x @ weight + bias, as one op
 
     def extra_repr(self):
         return f"n_in={self.n_in}, n_out={self.n_out}, bias={self.bias is not None}"

@@ -5,7 +5,7 @@
     activations   silu, leaky relu, elu, softplus, log-sigmoid
     logic         comparisons, boolean logic, isnan / isinf / isclose, // and %
     reduce        sum, mean, var, max, min, prod, logsumexp, cumsum, arg-reductions,
-                  and the matrix product
+                  the matrix product, and a dense layer's x @ W + b (linear)
     einsum        Einstein summation
     shape         axes, broadcasting, reshape, transpose, joining and splitting, dtype and device
     indexing      t[index], gather, scatter_add, sort, topk
@@ -21,8 +21,8 @@ from .elementwise import (Abs, Add, Ceil, Clip, Cos, Div, Erf, Exp, Exp2, Floor,
 from .activations import Elu, LeakyRelu, LogSigmoid, Silu, Softplus  # noqa: F401
 from .logic import (FloorDivide, Remainder, allclose, compare, isclose, isfinite, isinf,  # noqa: F401
                     isnan, logical_not)
-from .reduce import (CumSum, LogSumExp, Max, MatMul, Mean, Min, Prod, Sum, Var, accumulator,  # noqa: F401
-                     all_, any_, argmax, argmin, matmul, mean, std, var)
+from .reduce import (CumSum, LinearOp, LogSumExp, Max, MatMul, Mean, Min, Prod, Sum, Var, accumulator,  # noqa: F401
+                     all_, any_, argmax, argmin, linear, matmul, mean, std, var)
 from .einsum import einsum  # noqa: F401
 from .shape import (BroadcastTo, Cast, Clone, Concatenate, Reshape, SumTo, ToDevice,  # noqa: F401
                     Transpose, broadcast_to, chunk, concatenate, flatten, normalize_axis, split,

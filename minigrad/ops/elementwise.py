@@ -322,11 +322,15 @@ class Relu(Function):
 
     def forward(self, x):
         self.save_for_backward(x)
-        return xp_of(x).maximum(x, 0)
+        return kernels.activations.relu(x)
 
     def backward(self, g):
         x, = self.saved_tensors
         return g * (x > 0)
+
+    def backward_arrays(self, g):        # the same mask product, on the kernel threads
+        x, = self.saved_arrays
+        return kernels.activations.relu_backward(g, x)
 
 
 class Erf(Function):

@@ -315,6 +315,34 @@ class MatMul(Function):
                 a.swapaxes(-1, -2) @ g if needs_b else None)
 
 
+class LinearOp(Function):
+    """y = x @ W + b for x (..., n_in), W (n_in, n_out), b (n_out,) -> (..., n_out): a dense
+    layer in one op (the bias is added to each block of rows while it is in the cache).
+    dL/dx = g @ W^T,  dL/dW = x^T @ g,  dL/db = g   (the last two summed over the rows)"""
+
+    def forward(self, x, weight, bias=None):
+        if x.shape[-1] != weight.shape[0]:
+            raise ValueError(f"linear: input of shape {tuple(x.shape)} does not fit weight of shape "
+                             f"{tuple(weight.shape)}: {x.shape[-1]} != {weight.shape[0]}")
+        self.save_for_backward(x, weight)
+        return kernels.linalg.linear(x, weight, bias)
+
+    def backward(self, g):
+        x, weight = self.saved_tensors
+        rows = x.reshape(-1, x.shape[-1])
+        return (g @ weight.T, rows.T @ g.reshape(-1, g.shape[-1]), g)
+
+    def backward_arrays(self, g):
+        x, weight = self.saved_arrays
+        return kernels.linalg.linear_backward(g, x, weight, self.needs_input_grad)
+
+
+def linear(x, weight, bias=None):
+    """x @ weight + bias with weight (n_in, n_out) (minigrad's Dense layout; PyTorch's
+    F.linear takes weight (n_out, n_in)). x (..., n_in) -> (..., n_out)."""
+    return LinearOp()(x, weight) if bias is None else LinearOp()(x, weight, bias)
+
+
 def _check_inner(a_shape, b_shape):
     k_a, k_b = a_shape[-1], b_shape[-2] if len(b_shape) > 1 else b_shape[0]
     if k_a != k_b:
@@ -325,6 +353,8 @@ def matmul(a, b):
     """Matrix product with numpy's rules: 1-D operands are promoted to a row (left) or
     column (right) and that axis removed afterwards."""
     a, b = as_tensors([a, b])
+    if a.data.ndim == 2 and b.data.ndim == 2:     # the common case, straight to the op
+        return MatMul()(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: needs at least 1-D operands, got shapes {a.shape} and {b.shape}")
     squeeze_left, squeeze_right = a.ndim == 1, b.ndim == 1

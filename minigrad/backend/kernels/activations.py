@@ -1,4 +1,5 @@
-"""GELU on arrays: the forward and its backward, each one fused pass over cache-sized blocks.
+"""GELU and ReLU on arrays: the forward and its backward, each one fused pass over
+cache-sized blocks (on the kernel threads when the array is large).
 
     exact ("none"):  y = x * Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2
                      dy/dx = Phi(x) + x * phi(x),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
@@ -96,3 +97,29 @@ def gelu_slope(x, approximate, cdf=None):
     density *= INV_SQRT_2PI
     density += cdf
     return density
+
+
+# ReLU is one cheap pass: handing blocks to the threads costs about 50 us on the 2-core
+# machine, which a (256, 512) array (40 us in one numpy call) never wins back; at 1M
+# elements the threads are 10% faster
+RELU_PARALLEL_ELEMENTS = 1 << 20
+
+
+def _one_pass(x):
+    """True when a ReLU pass over x is best left to one plain numpy call."""
+    return (get_array_module(x) is not numpy or x.size < RELU_PARALLEL_ELEMENTS
+            or parallel.get_num_threads() == 1)
+
+
+def relu(x):
+    """y = max(x, 0) (NaN stays NaN)."""
+    if _one_pass(x):
+        return get_array_module(x).maximum(x, 0)
+    return parallel.map_elementwise(lambda block: numpy.maximum(block, 0), x)
+
+
+def relu_backward(g, x):
+    """dL/dx = g * [x > 0]."""
+    if g.shape != x.shape or _one_pass(x):
+        return g * (x > 0)
+    return parallel.map_elementwise(lambda gb, xb: gb * (xb > 0), g, x)

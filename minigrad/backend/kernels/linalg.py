@@ -26,9 +26,10 @@ MIN_PARALLEL_FLOPS = 1 << 22      # below ~4 MFLOP a product is over before thre
 def matmul(a, b):
     """a @ b (numpy's rules), large products split over the kernel threads (see above)."""
     xp = get_array_module(a)
+    if a.ndim < 2 or b.ndim < 2 or 2 * max(a.size * b.shape[-1], b.size * a.shape[-2]) < MIN_PARALLEL_FLOPS:
+        return xp.matmul(a, b)        # too small to share out (checked first: it is the cheapest test)
     threads = parallel.get_num_threads()
-    if (xp is not numpy or threads == 1 or a.ndim < 2 or b.ndim < 2
-            or parallel.in_worker() or not parallel.shares_out_products()):
+    if xp is not numpy or threads == 1 or parallel.in_worker() or not parallel.shares_out_products():
         return xp.matmul(a, b)
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     batch = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2])
@@ -51,3 +52,54 @@ def matmul(a, b):
         size = n
     parallel.run_parts(size, threads, part)
     return out
+
+
+def linear(x, weight, bias=None):
+    """y = x @ W + b for x (..., n_in), W (n_in, n_out), b (n_out,) or None -> (..., n_out).
+    On the CPU the rows of x are shared out over the kernel threads, and each block of y
+    gets its bias while it is still in the cache (no second pass over y)."""
+    xp = get_array_module(x)
+    n_in, n_out = weight.shape
+    out = xp.empty(x.shape[:-1] + (n_out,), dtype=xp.result_type(x.dtype, weight.dtype))
+    rows, out_rows = x.reshape(-1, n_in), out.reshape(-1, n_out)     # views: out owns its memory
+
+    def part(lo, hi):
+        xp.matmul(rows[lo:hi], weight, out=out_rows[lo:hi])
+        if bias is not None:
+            out_rows[lo:hi] += bias
+    threads = parallel.get_num_threads()
+    if (xp is numpy and threads > 1 and rows.shape[0] >= threads and not parallel.in_worker()
+            and 2 * rows.shape[0] * n_in * n_out >= MIN_PARALLEL_FLOPS and parallel.shares_out_products()):
+        parallel.run_parts(rows.shape[0], threads, part)
+    elif xp is numpy:
+        part(0, rows.shape[0])
+    else:                                   # cupy: one call each, on the GPU's own threads
+        out_rows[...] = xp.matmul(rows, weight) if bias is None else xp.matmul(rows, weight) + bias
+    return out
+
+
+def linear_backward(g, x, weight, needs):
+    """For y = x @ W + b with g = dL/dy (..., n_out), over all leading rows:
+        dL/dx = g @ W^T,   dL/dW = x^T @ g,   dL/db = sum of g over the rows
+    (None where `needs` says no). When both products are wanted they run side by side,
+    one whole product per thread, which scales better than cutting each one in half."""
+    n_in, n_out = weight.shape
+    g_rows, x_rows = g.reshape(-1, n_out), x.reshape(-1, n_in)
+    grads = [None, None, None]
+
+    def grad_x():
+        product = matmul(g_rows, weight.T)
+        grads[0] = product if product.shape == x.shape else product.reshape(x.shape)
+
+    def grad_w():
+        grads[1] = matmul(x_rows.T, g_rows)
+    wanted = [task for task, need in zip((grad_x, grad_w), needs[:2]) if need]
+    if len(wanted) == 2 and get_array_module(g) is numpy and \
+            2 * g_rows.shape[0] * n_in * n_out >= MIN_PARALLEL_FLOPS:
+        parallel.run_tasks(wanted)          # in the threads, each product is one BLAS call
+    else:
+        for task in wanted:
+            task()
+    if len(needs) > 2 and needs[2]:
+        grads[2] = g_rows.sum(axis=0)
+    return tuple(grads)

@@ -43,16 +43,19 @@ def for_row_blocks(fn, arrays, outputs, axis=-1):
         return tuple(o.astype(dtype, copy=False) for o, (dtype, _) in zip(scratch, outputs))
     rows = [a.reshape(-1, a.shape[-1]) for a in arrays]            # (n, d), or (n, 1) per-row values
     n = rows[0].shape[0]
-    results = [numpy.empty((n, shape[-1]), dtype=dtype) for shape, (dtype, _) in zip(shapes, outputs)]
+    # made in their final shape (the blocks write through (n, width) views), so that each
+    # result owns its memory: autograd copies a gradient that is a view before keeping it
+    results = [numpy.empty(shape, dtype=dtype) for shape, (dtype, _) in zip(shapes, outputs)]
+    result_rows = [r.reshape(n, r.shape[-1]) for r in results]
 
     def work(lo, hi):
-        targets = [r[lo:hi] if r.dtype == compute else numpy.empty(r[lo:hi].shape, compute) for r in results]
+        targets = [r[lo:hi] if r.dtype == compute else numpy.empty(r[lo:hi].shape, compute) for r in result_rows]
         fn(*(_computed(r[lo:hi], compute) for r in rows), *targets)
-        for r, t in zip(results, targets):
-            if t.base is not r:                                       # a float16 result: round once
+        for r, t in zip(result_rows, targets):
+            if r.dtype != compute:                                   # a float16 result: round once
                 r[lo:hi] = t
     parallel.for_blocks(n, d * compute.itemsize, work, row_elements=d)
-    return tuple(r.reshape(shape) for r, shape in zip(results, shapes))
+    return tuple(results)
 
 
 def _kept(shape, axis):

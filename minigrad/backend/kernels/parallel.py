@@ -152,6 +152,16 @@ def run_parts(size, parts, work):
     _run_on_pool(work, list(zip(bounds[:-1], bounds[1:])))
 
 
+def run_tasks(tasks):
+    """Call each of `tasks` (functions of no arguments) once, side by side on the kernel
+    threads; return when all are done."""
+    if get_num_threads() == 1 or len(tasks) == 1 or in_worker():
+        for task in tasks:
+            task()
+        return
+    _run_on_pool(lambda task: task(), [(task,) for task in tasks])
+
+
 def _run_on_pool(work, spans):
     """The spans, taken in turn by the pool's threads and the calling thread (which would
     otherwise only wait): get_num_threads() threads in all."""
@@ -188,14 +198,14 @@ def map_elementwise(fn, *arrays, dtypes=None):
     dtypes = dtypes or (arrays[0].dtype,)
     shape, size = arrays[0].shape, arrays[0].size
     flats = [a.reshape(-1) for a in arrays]
-    outs = [numpy.empty(size, dtype=dtype) for dtype in dtypes]
+    outs = tuple(numpy.empty(shape, dtype=dtype) for dtype in dtypes)   # each owns its memory
+    flat_outs = [out.reshape(-1) for out in outs]
 
     def work(lo, hi):
         span = slice(lo * ELEMENT_BLOCK, hi * ELEMENT_BLOCK)
         got = fn(*(flat[span] for flat in flats))
-        for out, part in zip(outs, got if several else (got,)):
+        for out, part in zip(flat_outs, got if several else (got,)):
             out[span] = part
     itemsize = sum(a.dtype.itemsize for a in arrays) + sum(numpy.dtype(d).itemsize for d in dtypes)
     for_blocks(-(-size // ELEMENT_BLOCK), ELEMENT_BLOCK * itemsize, work, row_elements=ELEMENT_BLOCK)
-    outs = tuple(out.reshape(shape) for out in outs)
     return outs if several else outs[0]
