@@ -135,8 +135,8 @@ class GradientBuckets:
         if param.grad is None:
             slot[...] = 0
         else:
-            # divided by N before the sum, so the sum is the mean
-            backend.get_array_module(slot).multiply(param.grad.data, 1.0 / world.world_size(), out=slot)
+            slot[...] = param.grad.data
+            slot *= 1.0 / world.world_size()      # divided by N before the sum, so the sum is the mean
         bucket.arrived += 1
         if bucket.arrived == len(bucket.params):
             self._start_full_buckets()
