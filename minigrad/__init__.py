@@ -15,7 +15,8 @@ from . import backend
 from . import autograd                      # before tensor: tensor.py builds on it
 from .backend import cuda_available, set_default_device, get_default_device
 from .backend.kernels.parallel import set_num_threads, get_num_threads
-from .autograd import no_grad, enable_grad, is_grad_enabled, grad
+from .autograd import grad
+from .grad_mode import no_grad, enable_grad, is_grad_enabled
 from .tensor import Tensor, tensor
 from .creation import (zeros, ones, randn, rand, arange, zeros_like, ones_like, manual_seed,
                        full, full_like, eye, linspace, randint, from_numpy)

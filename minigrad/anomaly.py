@@ -10,7 +10,7 @@ that called it. The first op that makes a non-finite value raises AnomalyError,
 naming the op, that line, and whether the op's inputs were already non-finite.
 
 Outside the block nothing is recorded or checked: the engine tests one flag per
-op (autograd._GradMode.anomaly). Inside, every op pays for a stack capture and a
+op (grad_mode._GradMode.anomaly). Inside, every op pays for a stack capture and a
 scan of its output, so it is a tool for finding a bug, not for training.
 """
 import contextlib
@@ -18,6 +18,7 @@ import os
 import traceback
 
 from . import autograd, backend
+from .grad_mode import _GradMode
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _AUTOGRAD = autograd.__file__
@@ -81,9 +82,9 @@ class detect_anomaly(contextlib.ContextDecorator):
         self.previous = []
 
     def __enter__(self):
-        self.previous.append(autograd._GradMode.anomaly)
-        autograd._GradMode.anomaly = _Checker
+        self.previous.append(_GradMode.anomaly)
+        _GradMode.anomaly = _Checker
         return self
 
     def __exit__(self, *exc):
-        autograd._GradMode.anomaly = self.previous.pop()
+        _GradMode.anomaly = self.previous.pop()

@@ -16,48 +16,13 @@
    written with Tensor operations, so with ``create_graph=True`` the walk records
    a graph of the backward pass and gradients can be differentiated again.
 
-The operations live in minigrad/ops/, the Tensor in tensor.py, and what a function
-saves for backward in saved.py.
+The operations live in minigrad/ops/, the Tensor in tensor.py, what a function saves
+for backward in saved.py, and the grad-mode switch (no_grad) in grad_mode.py.
 """
-import contextlib
 import weakref
 
 from . import backend
-
-
-# --------------------------------------------------------------------------- grad mode
-class _GradMode:
-    enabled = True      # one switch for the process: is a graph recorded?
-    anomaly = None      # while mg.detect_anomaly() is on: its checker (anomaly.py)
-
-
-def is_grad_enabled():
-    return _GradMode.enabled
-
-
-class _GradModeSwitch(contextlib.ContextDecorator):
-    """Grad mode set inside a with-block or a decorated function, and restored after
-    (a stack of previous modes, so that nesting and recursion unwind correctly)."""
-
-    def __init__(self, mode):
-        self.mode, self.previous = mode, []
-
-    def __enter__(self):
-        self.previous.append(_GradMode.enabled)
-        _GradMode.enabled = self.mode
-
-    def __exit__(self, *exc):
-        _GradMode.enabled = self.previous.pop()
-
-
-def no_grad(function=None):
-    """Record no graph inside: ``with mg.no_grad():``, ``@mg.no_grad()`` or ``@mg.no_grad``."""
-    return _GradModeSwitch(False)(function) if callable(function) else _GradModeSwitch(False)
-
-
-def enable_grad(function=None):
-    """The opposite of no_grad: record a graph again, even inside a no_grad block."""
-    return _GradModeSwitch(True)(function) if callable(function) else _GradModeSwitch(True)
+from .grad_mode import _GradMode, enable_grad, is_grad_enabled, no_grad  # noqa: F401  (re-exported)
 
 
 # --------------------------------------------------------------------------- Function

@@ -8,7 +8,7 @@ and ``backward`` (autograd.py) follows those links back to the leaves.
 import operator
 
 from . import autograd, backend, dtypes
-from .autograd import no_grad  # noqa: F401  (the layers above import grad mode with Tensor)
+from .grad_mode import no_grad  # noqa: F401  (the layers above import grad mode with Tensor)
 
 
 class Tensor:
