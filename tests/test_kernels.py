@@ -414,6 +414,32 @@ def test_dropout_masks_are_drawn_on_the_device_and_follow_the_seed(device):
     assert mg.backend.device_of(scale) == device
 
 
+# --------------------------------------------------------------------------- Gaussian noise in blocks
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gaussian_noise_follows_the_seed_not_the_thread_count_and_its_blocks_are_independent(threads, dtype):
+    """3.5 blocks of CHUNK numbers (and one array under a block): the same numbers at 1
+    and 2 threads for one seed, std * N(0, 1) in value (mean within 5 standard errors,
+    std within 2%), and no two blocks alike (a stream reused per block would repeat)."""
+    chunk = kernels.noise.CHUNK
+    shape = (7, chunk // 2)
+    draws = []
+    for n_threads in (1, 2):
+        mg.set_num_threads(n_threads)
+        generator = np.random.default_rng(5)
+        draws.append(kernels.noise.gaussian(generator, shape, dtype, 3.0))
+        draws.append(kernels.noise.gaussian(generator, (100,), dtype, 3.0))
+    np.testing.assert_array_equal(draws[0], draws[2])
+    np.testing.assert_array_equal(draws[1], draws[3])
+    noise = draws[0]
+    assert noise.shape == shape and noise.dtype == dtype
+    assert abs(noise.mean()) < 5 * 3.0 / np.sqrt(noise.size)
+    assert abs(noise.std() / 3.0 - 1) < 0.02
+    blocks = noise.reshape(-1)[: 3 * chunk].reshape(3, chunk)
+    correlation = np.corrcoef(blocks)
+    assert np.abs(correlation[np.triu_indices(3, 1)]).max() < 0.05
+    assert not np.array_equal(draws[0], kernels.noise.gaussian(np.random.default_rng(6), shape, dtype, 3.0))
+
+
 # --------------------------------------------------------------------------- matrix products on the kernel threads
 @pytest.mark.parametrize("shapes", [((2048, 256), (256, 768)),          # rows
                                     ((64, 4096), (4096, 3000)),         # columns (fewer rows than n / 4)

@@ -19,6 +19,7 @@ cryptographic generator: fine for studying DP-SGD, not for a deployment that mus
 resist an adversary who can predict the noise (Opacus offers secure_mode for that).
 """
 from .. import backend
+from ..backend import kernels
 from ..tensor import Tensor
 from .grad_sample import clear_grad_samples, per_example_gradient
 
@@ -127,12 +128,11 @@ class DPOptimizer:
 
 def _gaussian_noise(param, std):
     """N(0, std^2) of param's shape, dtype and device, drawn on the host from minigrad's
-    seeded generator (the same numbers on every device), in float32 directly for float32
-    parameters: half the work of drawing float64 and casting (the draw is most of a DP
-    step's extra time for a wide MLP)."""
+    seeded generator (the same numbers on every device and at any thread count; the
+    kernel fills blocks of it side by side), in float32 directly for float32 parameters
+    (the draw is most of a DP step's extra time for a wide MLP)."""
     dtype = "float32" if param.data.dtype.itemsize <= 4 else "float64"
-    noise = backend.rng().standard_normal(param.shape, dtype=dtype)
-    noise *= std
+    noise = kernels.noise.gaussian(backend.rng(), param.shape, dtype, std)
     return backend.to_device(noise.astype(param.data.dtype, copy=False), param.device)
 
 

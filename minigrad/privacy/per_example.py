@@ -31,6 +31,7 @@ so no second backward pass is needed). Nothing of size B x m x n is ever stored.
 Every form works on the arrays of the parameter's device (numpy or cupy).
 """
 from .. import backend
+from ..backend.kernels.linalg import matmul      # large products shared over the kernel threads
 
 
 class Materialised:
@@ -74,12 +75,11 @@ class OuterProducts:
         return self.a.shape[0]
 
     def materialise(self):
-        xp = backend.get_array_module(self.a)
         B, T, m = self.a.shape
         if T == 1:      # plain outer products: a broadcast product is 3x faster than matmul with k = 1
             grads = self.a.reshape(B, m, 1) * self.g.reshape(B, 1, -1)
         else:
-            grads = xp.matmul(self.a.swapaxes(1, 2), self.g)            # (B, m, n)
+            grads = matmul(self.a.swapaxes(1, 2), self.g)               # (B, m, n)
         return grads.reshape((B,) + self.shape)
 
     def squared_norms(self, force=None):
@@ -89,18 +89,16 @@ class OuterProducts:
             return (a * a).sum(axis=(1, 2)) * (g * g).sum(axis=(1, 2))
         use_gram = force == "gram" or (force is None and T * (m + n) < m * n)
         if use_gram:
-            xp = backend.get_array_module(a)
-            gram_a = xp.matmul(a, a.swapaxes(1, 2))                  # (B, T, T): a_t . a_s
-            gram_g = xp.matmul(g, g.swapaxes(1, 2))                  # (B, T, T): g_t . g_s
+            gram_a = matmul(a, a.swapaxes(1, 2))                     # (B, T, T): a_t . a_s
+            gram_g = matmul(g, g.swapaxes(1, 2))                     # (B, T, T): g_t . g_s
             return (gram_a * gram_g).sum(axis=(1, 2))
         return Materialised(self.materialise()).squared_norms()
 
     def weighted_sum(self, factors):
-        xp = backend.get_array_module(self.a)
         scaled = self.a * factors.astype(self.a.dtype)[:, None, None]
         rows_a = scaled.reshape(-1, scaled.shape[-1])                 # (B*T, m)
         rows_g = self.g.reshape(-1, self.g.shape[-1])                 # (B*T, n)
-        return xp.matmul(rows_a.T, rows_g).reshape(self.shape)
+        return matmul(rows_a.T, rows_g).reshape(self.shape)
 
     def joined(self, other):
         """One OuterProducts for both (the same parameter used twice): the positions of

@@ -16,9 +16,10 @@ checks every kernel against the op's math written with plain Tensor operations.
     convolution    im2col / col2im, convolution forward and backward
     indexing       scatter-add of rows (a lookup's backward)
     dropout        dropout masks, drawn on the tensor's device
+    noise          Gaussian noise (DP-SGD), its blocks drawn side by side
     optimizers     SGD and Adam(W) updates in place, over flat parameter arrays
     gpu            the elementwise kernels as single CUDA kernels (cupy.ElementwiseKernel)
 """
 from . import parallel  # noqa: F401  (first: the others run on its threads)
 from . import (activations, attention, convolution, dropout, gpu, indexing, linalg, losses,  # noqa: F401
-               normalization, optimizers, special)
+               noise, normalization, optimizers, special)
