@@ -1,4 +1,4 @@
-"""mg.full, full_like, eye, linspace, randint and from_numpy: values against numpy, the
+"""mg.full, full_like, eye, linspace, rand, randn, randint and from_numpy: values against numpy, the
 dtype PyTorch would give, the device under test."""
 import numpy as np
 import pytest
@@ -38,6 +38,25 @@ def test_randint_draws_in_range_from_the_seeded_generator(device):
     assert mg.randint(4, shape=(3, 2)).numpy().max() < 4
     with pytest.raises(ValueError, match="randint: needs low < high"):
         mg.randint(3, 3, (2,))
+
+
+def test_rand_and_randn_draw_float32_from_the_seeded_generator_with_their_distribution(device):
+    """20,000 draws: U[0, 1) has mean 1/2 and variance 1/12, N(0, 1) mean 0 and variance 1
+    (each within 5 standard errors); the shape may be given as sizes or as one tuple."""
+    for draw, mean, var in [(mg.rand, 0.5, 1 / 12), (mg.randn, 0.0, 1.0)]:
+        mg.manual_seed(11)
+        first = draw(100, 200)
+        mg.manual_seed(11)
+        again = draw((100, 200))
+        assert first.shape == (100, 200) and first.dtype == np.float32 and first.device == device
+        np.testing.assert_array_equal(first.numpy(), again.numpy())
+        values = first.numpy().astype(np.float64)
+        assert abs(values.mean() - mean) < 5 * np.sqrt(var / values.size)
+        assert abs(values.var() / var - 1) < 5 * np.sqrt(2 / values.size)
+        assert not np.array_equal(values, draw(100, 200).numpy())
+        assert draw(3, dtype="float64").dtype == np.float64 and draw(2, requires_grad=True).requires_grad
+    values = mg.rand(50_000).numpy()
+    assert values.min() >= 0 and values.max() < 1
 
 
 def test_from_numpy_shares_memory_both_ways():

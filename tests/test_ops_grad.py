@@ -422,6 +422,11 @@ def test_concatenate_and_stack_shape_errors_name_the_shapes(device):
         mg.concatenate([mg.zeros(2, 3), mg.zeros(2, 4)], axis=0)
     with pytest.raises(ValueError, match=r"stack: .*\(2, 3\).*\(3, 2\)"):
         mg.stack([mg.zeros(2, 3), mg.zeros(3, 2)])
+    for join in (mg.concatenate, mg.stack):         # numpy's own message would not name the op
+        with pytest.raises(ValueError, match=rf"{join.__name__}: needs at least one tensor"):
+            join([])
+        with pytest.raises(ValueError, match=rf"{join.__name__}: needs at least one tensor"):
+            join(iter(()))
 
 
 # --------------------------------------------------------------------------- comparisons
