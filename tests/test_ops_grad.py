@@ -164,9 +164,14 @@ def test_erf_fallback_without_scipy_matches_math_erf():
 
 
 def test_abs_and_relu_gradient_at_zero_is_zero_as_in_pytorch(device):
-    x = mg.tensor([0.0, 0.0], requires_grad=True)
+    """On both backward paths: relu's kernel (a plain backward) and its Tensor backward
+    (create_graph=True), which random test data never reaches at exactly 0."""
+    x = mg.tensor([0.0, -0.0], requires_grad=True)
     (x.abs() + x.relu()).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+    for create_graph in (False, True):
+        grad, = mg.grad(x.relu().sum(), [x], create_graph=create_graph)
+        np.testing.assert_array_equal(grad.numpy(), [0.0, 0.0])
 
 
 def test_sigmoid_does_not_overflow_for_huge_inputs(device):
