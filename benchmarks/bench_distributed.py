@@ -229,6 +229,22 @@ def layout_name(layout):
 
 
 def run_layout(framework, processes, threads, bucket_mb, cfg):
+    """One layout's result; a PyTorch run on 2 processes that aborts is tried once more:
+    such runs here have now and then ended in "terminate called without an active
+    exception" (SIGABRT from PyTorch's C++ side, a thread destroyed while still joinable),
+    and the next run of the same layout went through."""
+    attempts = 2 if framework == "torch" and processes > 1 else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return _run_layout_once(framework, processes, threads, bucket_mb, cfg)
+        except SystemExit as failure:
+            if attempt == attempts:
+                raise
+            print(f"{str(failure).splitlines()[0]} (last line: {str(failure).strip().splitlines()[-1]}); "
+                  f"trying once more", flush=True)
+
+
+def _run_layout_once(framework, processes, threads, bucket_mb, cfg):
     import minigrad.distributed as dist
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "result.json")
