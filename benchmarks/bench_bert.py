@@ -15,10 +15,11 @@ runs after one warm-up run (repeats alternate between the two), BLAS/torch threa
 Peak memory: the process's maximum resident set size (resource.getrusage) after each
 implementation's warm-up run (minigrad's first, so the second figure includes the first), and
 the peak of memory traced by tracemalloc (numpy's arrays included) during one minigrad pass.
-GELU needs erf: minigrad takes scipy's when scipy is importable, else a pure-numpy series
-that made this benchmark ~4x slower (12.2 s against 3.2 s on the 2-core CI machine), so
-the result records whether scipy was present.
-Target (issue 5): minigrad within 1.5x of the reference's time on the CPU.
+GELU needs erf: in float32 minigrad computes its own (backend/kernels/special.py), so
+scipy no longer matters here (it once made this benchmark ~4x slower when absent); the
+result still records whether scipy was present.
+Target (issue 12): the median time within 1.3x of the reference's on the CPU, at the
+default threads (issue 5 asked for 1.5x of the best times).
 Writes benchmarks/results/bench_bert.json and .md (bench_bert_quick.* with --quick).
 """
 import os
@@ -169,12 +170,12 @@ def bench(args, log=print):
         "time_ratio_minigrad_over_reference": round(ours_best / ref_best, 3),
         "median_time_ratio_minigrad_over_reference": round(median_ratio, 3),
         "max_abs_embedding_difference": float(np.abs(ours - theirs).max()),
-        "meets_1_5x_target": bool(ours_best <= 1.5 * ref_best),
+        "meets_1_3x_target": bool(median_ratio <= 1.3),
     })
     log(f"reference ({reference}): {ref_best:.3f} s, {len(texts) / ref_best:.1f} sentences/s")
     print_ratio(f"BERT MiniLM encoding ({len(texts)} x {ids.shape[1]} tokens, batches of {args.batch_size})",
                 "minigrad / transformers", median_ratio, 1.3)
-    log(f"ratio minigrad/reference time {ours_best / ref_best:.2f} (target <= 1.5); "
+    log(f"ratio minigrad/reference time, best {ours_best / ref_best:.2f}, median {median_ratio:.2f} (target <= 1.3); "
         f"max |embedding difference| {result['max_abs_embedding_difference']:.2e}")
     return result
 
@@ -203,15 +204,17 @@ def report(result):
         return head + f"Skipped: {result['skipped']}\n"
     lines = [head + f"Workload: {result['workload']}; best of {result['settings']['repeats']} after a warm-up; "
              f"threads {result['settings']['blas_threads']}. Tokenizing (minigrad's BertTokenizer) took "
-             f"{result['tokenizer_seconds']} s, not included below. scipy's erf for GELU: {result['scipy_erf']}.", "",
+             f"{result['tokenizer_seconds']} s, not included below. scipy installed: {result['scipy_erf']} "
+             f"(float32 GELU uses minigrad's own erf either way).", "",
              "| implementation | seconds | sentences/s | peak RSS after its first run (MiB) |", "| --- | --- | --- | --- |",
              f"| minigrad | {result['minigrad_seconds']} | {result['minigrad_sentences_per_second']} | "
              f"{result['maxrss_after_minigrad_mib']} |"]
     if "reference_seconds" in result:
         lines += [f"| reference: {result['reference']} | {result['reference_seconds']} | "
                   f"{result['reference_sentences_per_second']} | {result['maxrss_after_reference_mib']} |", "",
-                  f"Time ratio minigrad / reference: **{result['time_ratio_minigrad_over_reference']}** "
-                  f"(target <= 1.5: {'met' if result['meets_1_5x_target'] else 'not met'}); "
+                  f"Time ratio minigrad / reference: median **{result['median_time_ratio_minigrad_over_reference']}** "
+                  f"(target <= 1.3: {'met' if result['meets_1_3x_target'] else 'not met'}), best "
+                  f"{result['time_ratio_minigrad_over_reference']}; "
                   f"largest embedding difference {result['max_abs_embedding_difference']:.2e}."]
     else:
         lines += ["", f"Reference: {result['reference']}."]
