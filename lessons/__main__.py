@@ -20,12 +20,12 @@ from pathlib import Path
 LESSONS_DIR = Path(__file__).resolve().parent
 EXERCISES_DIR = LESSONS_DIR / "exercises"
 
-# Wall-clock on a shared 2-core CPU machine (see lessons/README.md): full run, --quick run.
+# Wall-clock on the quiet 2-core CPU machine (see lessons/README.md): full run, --quick run.
 TYPICAL_TIME = {
     0: ("1 s", "1 s"), 1: ("1 s", "1 s"), 2: ("1 s", "1 s"), 3: ("2 s", "1 s"), 4: ("2 s", "1 s"),
-    5: ("1 s", "1 s"), 6: ("6 s", "4 s"), 7: ("21 s", "2 s"), 8: ("55 s", "1 s"), 9: ("4 s", "2 s"),
-    10: ("41 s", "3 s"), 11: ("5 s", "2 s"), 12: ("1.5 min", "1 s"), 13: ("8 s", "4 s"), 14: ("1 s", "1 s"),
-    15: ("7 s", "4 s"), 16: ("5 min", "3 s"),
+    5: ("1 s", "1 s"), 6: ("5 s", "3 s"), 7: ("15 s", "1 s"), 8: ("30 s", "1 s"), 9: ("2 s", "2 s"),
+    10: ("28 s", "3 s"), 11: ("5 s", "3 s"), 12: ("9 s", "1 s"), 13: ("6 s", "3 s"),
+    14: ("2 s", "1 s"), 15: ("6 s", "3 s"), 16: ("1.5 min", "2 s"),
 }
 
 
