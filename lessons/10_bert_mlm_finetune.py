@@ -235,7 +235,8 @@ def fine_tune(encoder, tokenizer, head, steps, encoder_lr):
     all_parameters = list(encoder.parameters()) + list(head.parameters())
     encoder.train()                                              # dropout on while training
     tune_losses = []
-    for step in progress(range(steps), desc="fine-tuning", disable=args.quick):
+    bar = progress(range(steps), desc="fine-tuning", disable=args.quick)
+    for step in bar:
         rows = rng.choice(len(train_texts), size=min(16, len(train_texts)), replace=False)
         ids, attention = batch["input_ids"][rows], batch["attention_mask"][rows]
         loss = F.cross_entropy(head(mean_pooling(encoder(ids, attention), attention)), train_labels[rows])
@@ -244,6 +245,7 @@ def fine_tune(encoder, tokenizer, head, steps, encoder_lr):
         optim.clip_grad_norm_(all_parameters, 1.0)
         tune_optimizer.step()
         tune_losses.append(loss.item())
+        bar.set_postfix(loss=tune_losses[-1])
     return (accuracy(head, pooled_features(encoder, tokenizer, train_texts), train_labels),
             accuracy(head, pooled_features(encoder, tokenizer, test_texts), test_labels), tune_losses)
 
