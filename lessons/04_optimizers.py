@@ -25,7 +25,9 @@ Writes valley.png (the paths on a 2-D valley) and loss_curves.png (the four
 optimizers training one network, loss curves in one plot).
 """
 import argparse
+import json
 import os
+import time
 
 import matplotlib
 matplotlib.use("Agg")                    # write PNG files, never open a window
@@ -46,6 +48,9 @@ parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspat
                     help="folder for the pictures this lesson writes")
 args = parser.parse_args()
 os.makedirs(args.out, exist_ok=True)
+# What the full run reached, recorded from `python lessons/04_optimizers.py` (no --quick):
+# a --quick run trains too few epochs for the slower optimizers, so it prints these beside its own.
+FULL_RUN_RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "04_optimizers.json")
 
 
 def section(title):
@@ -170,7 +175,8 @@ setups = {
     "momentum lr=0.1 mu=0.9": (lambda p: optim.SGD(p, lr=0.1, momentum=0.9), batch_size),
     "Adam    lr=0.01": (lambda p: optim.Adam(p, lr=0.01), batch_size),
 }
-curves = {}
+curves, finals = {}, {}
+start = time.time()
 for name, (make_optimizer, batch) in setups.items():
     mg.manual_seed(0)                                    # the same starting weights for everyone
     model = nn.MLP([2, 32, 32, 3], activation="relu")
@@ -190,8 +196,24 @@ for name, (make_optimizer, batch) in setups.items():
             curve.append(F.cross_entropy(logits, targets_all).item())
     curves[name] = curve
     accuracy = float((logits.numpy().argmax(1) == y).mean())
+    finals[name] = {"first_loss": curve[0], "last_loss": curve[-1], "accuracy": accuracy}
     print(f"  {name:24s} first loss {curve[0]:.4f}   last loss {curve[-1]:.4f}   accuracy {accuracy:.3f}")
     assert curve[-1] < curve[0], f"{name}: training should reduce the loss: {curve[0]:.4f} -> {curve[-1]:.4f}"
+if args.quick:
+    if os.path.exists(FULL_RUN_RECORD):
+        with open(FULL_RUN_RECORD, encoding="utf-8") as handle:
+            full = json.load(handle)
+        assert list(full["optimizers"]) == list(setups), "the record should be of these four optimizers"
+        slow = [name.split()[0] for name in setups
+                if finals[name]["accuracy"] < full["optimizers"][name]["accuracy"] - 0.1]
+        print(f"(--quick: {epochs} epochs are too few for " + " and ".join(slow) + ": their accuracy above is more "
+              f"than 0.1 below the full run's.)" if slow else f"(--quick: only {epochs} epochs.)")
+        print(f"The full run ({full['epochs']} epochs; recorded in lessons/results/) reached:")
+        for name, final in full["optimizers"].items():
+            print(f"  {name:24s} last loss {final['last_loss']:.4f}   accuracy {final['accuracy']:.3f}")
+else:
+    with open(os.path.join(args.out, "full_run.json"), "w", encoding="utf-8") as handle:
+        json.dump({"epochs": epochs, "seconds": round(time.time() - start), "optimizers": finals}, handle, indent=1)
 
 figure, axes = plt.subplots(figsize=(6.5, 4))
 for name, curve in curves.items():
