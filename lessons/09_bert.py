@@ -13,8 +13,9 @@ package. Along the way we fix four bugs in the original:
   3. outputs[0][0] is the first sentence's hidden states, not attention weights;
   4. the model's output is not a loss, and `optimizer` was never defined;
 and we point out two smaller flaws: tape.gradient is called inside the tape's
-`with` block (so the tape records its own gradient computation), and num_examples
-(and batch_size) are computed but never used.
+`with` block (TensorFlow's idiom is after it; the primer's tape, not persistent,
+stops recording there, so the cost is only clarity), and num_examples (and
+batch_size) are computed but never used.
 
 What you will learn
   * WordPiece tokenization, [CLS] ... [SEP], ids, padding and the attention mask;
@@ -257,9 +258,12 @@ section("4.6 Train the model")
 #         gradients = tape.gradient(loss, model.trainable_variables)
 #         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
 # A smaller flaw: tape.gradient and apply_gradients belong AFTER the `with` block (one
-# indent less); inside it the tape goes on recording while it computes the gradient.
+# indent less). Called inside it, a persistent tape would also record the gradient
+# computation (TensorFlow warns that this costs time and memory); the primer's tape is
+# not persistent, and TensorFlow stops it recording when gradient() is called, so the
+# flaw is one of clarity: the block should hold the forward pass and nothing else.
 # minigrad has no tape to open or close: the forward pass records the graph as it runs,
-# and loss.backward() walks it once, after the forward pass.
+# and loss.backward() walks it once, after the forward pass, recording nothing.
 # BUG 4: the model returns hidden states, not a loss, and no optimizer exists. A loss
 # needs a task. all-MiniLM-L6-v2 was itself trained on sentence pairs with the
 # in-batch contrastive loss: score every first sentence against every second one,
@@ -302,16 +306,25 @@ if model_dir is not None:
     print("The pretrained MiniLM " + ("already pairs every training sentence correctly: there is little left "
                                       "to learn, so watch the held-out pairs." if already else
                                       "does not yet pair every training sentence correctly."))
+print("The primer calls tape.gradient and apply_gradients INSIDE `with tf.GradientTape() as tape:`; they belong"
+      "\nafter the block. (A persistent tape would record the gradient computation too, at a cost in time and"
+      "\nmemory; the primer's tape is not persistent and TensorFlow stops it there, so the flaw is one of clarity.)"
+      "\nminigrad has no tape to close: the forward pass records the graph, loss.backward() walks it once.")
 optimizer = optim.AdamW(model.parameters(), lr=5e-5 if model_dir is not None else 1e-3, weight_decay=0.01)
 model.train()                                  # training=True: dropout on
+recorded_by_backward = 0                       # gradients that backward() left attached to a graph
 for step in range(num_steps):
     loss, _ = contrastive_loss(training_pairs)  # the forward pass records the graph (the "tape")
     optimizer.zero_grad()
     loss.backward()                            # tape.gradient(loss, model.trainable_variables)
+    recorded_by_backward += sum(p.grad is not None and p.grad.grad_fn is not None for p in model.parameters())
     optim.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()                           # optimizer.apply_gradients(...)
     print(f"  step {step}  loss {loss.item():.4f} (with dropout)")
 after = evaluate()
+print(f"backward() recorded nothing: none of the {len(list(model.parameters()))} gradients of any step is part of "
+      f"a graph (no grad_fn).")
+assert recorded_by_backward == 0, f"{recorded_by_backward} gradients were recorded into a graph by backward()"
 print(f"first loss {before['train'][0]:.4f}   last loss {after['train'][0]:.4f}   (the training pairs, dropout off)")
 assert after["train"][0] < before["train"][0], \
     f"training should reduce the loss: {before['train'][0]:.4f} -> {after['train'][0]:.4f}"
