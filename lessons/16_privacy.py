@@ -44,6 +44,7 @@ from minigrad import optim, privacy
 from minigrad.data import DataLoader
 from minigrad.datasets import CharTokenizer, stdlib_docstrings
 from minigrad.models import GPT
+from minigrad.tools import progress
 
 parser = argparse.ArgumentParser(description="Lesson 16: memorisation and differentially private training")
 parser.add_argument("--quick", action="store_true", help="a run of a few seconds (used by the tests)")
@@ -157,6 +158,7 @@ def train(model, optimizer, loader, label):
     """Epochs over the loader; returns the batch losses. An empty Poisson batch still steps."""
     losses = []
     start = time.time()
+    bar = progress(total=epochs * len(loader), desc=label, disable=args.quick)
     for _ in range(epochs):
         for xb, yb in loader:
             optimizer.zero_grad()
@@ -164,7 +166,10 @@ def train(model, optimizer, loader, label):
                 loss = F.cross_entropy(model(mg.tensor(xb)), mg.tensor(yb))   # mean over the batch's tokens
                 loss.backward()
                 losses.append(loss.item())
+                bar.set_postfix(loss=losses[-1])
             optimizer.step()
+            bar.update()
+    bar.close()
     print(f"  {label}: {epochs} epochs in {time.time() - start:.0f} s; first loss {losses[0]:.3f}   "
           f"last loss {losses[-1]:.3f}")
     return losses
