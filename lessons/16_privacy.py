@@ -25,7 +25,8 @@ Read alongside
   minigrad/models/gpt.py             the model (positions and output layer through Embedding)
 
 Run:  python lessons/16_privacy.py [--quick] [--out DIR]
-Writes utility.png (validation loss against epsilon, and exposure) and canary.json (the numbers).
+Writes utility.png (validation loss against epsilon, and exposure) and canary.json (the numbers);
+a full run also writes them as full_run.json, the record lessons/results/16_privacy.json is made from.
 """
 import argparse
 import json
@@ -67,6 +68,14 @@ batch_size, delta, max_grad_norm, lr = 32, 1e-5, 1.0, 3e-3
 CANARY_PREFIX, SECRET = "my PIN is ", "4 7 1 9"
 CANARY = CANARY_PREFIX + SECRET + ". "
 started = time.time()
+# What the full run reached, recorded from `python lessons/16_privacy.py` (no --quick): a --quick
+# run is too short to memorise the canary, so it prints these beside its own numbers.
+FULL_RUN_RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "16_privacy.json")
+full = None
+if args.quick and os.path.exists(FULL_RUN_RECORD):
+    with open(FULL_RUN_RECORD, encoding="utf-8") as handle:
+        full = json.load(handle)
+    assert not full["quick"] and full["canary"] == CANARY.strip(), "the record should be a full run on this canary"
 
 # ---------------------------------------------------------------------------
 section("1. The data, with a secret planted in it")
@@ -190,6 +199,12 @@ if not args.quick:
     print(f"It has memorised the PIN: {copies} copies among {n_examples} examples were enough.")
 else:
     print("(--quick is too short a run to check memorisation; the full run asserts it.)")
+    if full:
+        print(f"The full run ({full['n_examples']} examples, {full['copies']} of them the canary, {full['epochs']} "
+              f"epochs; recorded in lessons/results/)\nreached exposure {full['no_privacy']['exposure_bits']:.2f} "
+              f"bits (rank {full['no_privacy']['rank']} of 10000) and completed {CANARY_PREFIX!r} with "
+              f"{full['no_privacy']['completion']!r}: it had memorised the PIN.")
+        assert full["no_privacy"]["completion"] == SECRET and full["no_privacy"]["exposure_bits"] >= 10
 
 # ---------------------------------------------------------------------------
 section("4. Per-example gradients: one backward pass, B gradients")
@@ -245,6 +260,18 @@ assert plain_loss < best_private, (plain_loss, best_private)
 print(f"Privacy costs accuracy here: every private model is worse than the non-private {plain_loss:.3f}. The noise "
       f"added to a step's mean gradient is sigma C / (q n) per coordinate, so more data at the same sampling "
       f"rate (larger batches) shrinks the price; {n_examples} examples is very little.")
+if full:
+    print(f"(--quick trains too little for these numbers to mean much.) The full run ({full['n_examples']} examples, "
+          f"{full['epochs']} epochs, {full['steps']} steps; recorded in lessons/results/) reached:")
+    for run in full["private"]:
+        print(f"  {run['epsilon']:10.2f}  {run['validation_loss']:15.3f}  {run['exposure_bits']:15.2f}"
+              f"   (rank {run['rank']}; completes the prefix with {run['completion']!r})")
+    print(f"  {'inf':>10s}  {full['no_privacy']['validation_loss']:15.3f}  {full['no_privacy']['exposure_bits']:15.2f}"
+          f"   (no privacy)")
+    print("DP-SGD brought the canary's exposure down to the level of a guess at every epsilon, at a price in "
+          "validation loss.")
+    assert all(run["exposure_bits"] < 5 for run in full["private"]) and \
+        all(run["validation_loss"] > full["no_privacy"]["validation_loss"] for run in full["private"])
 
 figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
 eps_axis = [run["epsilon"] for run in runs]
@@ -281,7 +308,11 @@ result = dict(canary=CANARY.strip(), copies=copies, n_examples=n_examples, candi
               untrained=dict(exposure_bits=bits, rank=rank),
               no_privacy=dict(exposure_bits=plain_bits, rank=plain_rank, validation_loss=plain_loss,
                               completion=plain_completion),
-              private=runs, seconds=time.time() - started)
+              private=runs, seconds=round(time.time() - started))
 with open(os.path.join(args.out, "canary.json"), "w") as handle:
     json.dump(result, handle, indent=2)
-print(f"\nWrote utility.png and canary.json to {args.out} ({time.time() - started:.0f} s)")
+if not args.quick:                       # this run's record, for lessons/results/16_privacy.json
+    with open(os.path.join(args.out, "full_run.json"), "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=1)
+print(f"\nWrote utility.png{'' if args.quick else ', full_run.json'} and canary.json to {args.out} "
+      f"({time.time() - started:.0f} s)")

@@ -56,7 +56,7 @@ TRAINING_LESSONS = {"00_build_the_engine.py", "02_neuron_gradient_descent.py", "
 # lessons whose --quick run is too short to show the result: their full run's numbers are
 # recorded in lessons/results/<lesson>.json, and the quick run prints them ("The full run ...")
 RECORDED_FULL_RUNS = {"04_optimizers.py", "07_transformer_translation.py", "08_gpt.py", "10_bert_mlm_finetune.py",
-                      "11_resnet_digits.py"}
+                      "11_resnet_digits.py", "16_privacy.py"}
 
 # lessons that use the pretrained BERT when installed take --tiny to use a tiny random one
 TINY_LESSONS = ("09_bert.py", "10_bert_mlm_finetune.py", "13_size_interpretability_resources.py")
