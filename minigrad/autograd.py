@@ -136,20 +136,9 @@ def run_backward(roots, root_grads, create_graph=False, retain_graph=False, deli
     as every path to it is done. capture: ids of grad_fns whose output's gradient is
     wanted too (mg.grad of a non-leaf); returns {id(grad_fn): gradient} for them.
     """
-    # 1. count, for every node, how many gradients will arrive at it (one per edge
-    #    into it, one per root it is)
+    # 1. count, for every node, how many gradients will arrive at it
     nodes = [root.grad_fn or root for root in roots]
-    waiting, stack = {}, [nodes]
-    while stack:
-        for node in stack.pop():
-            if node is not None:
-                key = id(node)
-                if key in waiting:
-                    waiting[key] += 1
-                else:
-                    waiting[key] = 1
-                    if isinstance(node, Function):
-                        stack.append(node.next_nodes)
+    waiting = count_uses(nodes)
     # 2. add up the gradients arriving at each node; a function whose output's gradient
     #    is complete runs its backward, whose results arrive at its inputs' nodes
     gradients, captured, ready = {}, {}, []
@@ -182,6 +171,41 @@ def run_backward(roots, root_grads, create_graph=False, retain_graph=False, deli
                         if node is not None and g is not None]
     finally:
         _GradMode.enabled = previous_mode
+
+
+def count_uses(nodes):
+    """{id(node): the number of gradients that will arrive at it}, for every node (grad_fn
+    or leaf) reachable from `nodes`: one per edge into it, plus one per time it is in
+    `nodes`. Backward's first step; a parameter's count is how many times the graph
+    uses it, and a parameter the graph never reaches is absent."""
+    waiting, stack = {}, [nodes]
+    while stack:
+        for node in stack.pop():
+            if node is not None:
+                key = id(node)
+                if key in waiting:
+                    waiting[key] += 1
+                else:
+                    waiting[key] = 1
+                    if isinstance(node, Function):
+                        stack.append(node.next_nodes)
+    return waiting
+
+
+def graph_roots(output):
+    """The graph nodes behind the tensors in a module's output (a Tensor, or tuples,
+    lists and dicts of them, nested): each tensor's grad_fn, or the tensor itself if it
+    is a leaf that requires grad. count_uses(graph_roots(output)) sees the whole graph."""
+    roots, pending = [], [output]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, (tuple, list)):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, Tensor) and value.requires_grad:
+            roots.append(value.grad_fn or value)
+    return roots
 
 
 def _run_hooks(hooks, grad):

@@ -132,3 +132,21 @@ def test_engine_skips_a_constant_input_and_sums_broadcast_gradients_to_shape(dev
     (a * b + c).sum().backward()
     assert a.grad.shape == (3, 1) and c.grad.shape == (2, 3, 4) and b.grad is None
     np.testing.assert_allclose(a.grad.numpy(), 2 * b.numpy().sum() * np.ones((3, 1)), rtol=1e-5)
+
+
+def test_count_uses_counts_every_edge_into_a_node_and_every_root_it_is():
+    """Backward's first step, which DataParallel (find_unused_parameters) and
+    GradSampleModule (a parameter used outside its layer) read as well."""
+    from minigrad.autograd import count_uses, graph_roots
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    unused = mg.tensor([3.0], requires_grad=True)
+    y = x * x                                    # two edges into x
+    z = (y + x).sum()                            # one edge into y's node, a third into x
+    output = {"loss": z, "parts": [(y,), {"again": z}], "leaf": unused, "constant": mg.tensor([1.0]),
+              "label": "not a tensor"}
+    uses = count_uses(graph_roots(output))
+    assert uses[id(z.grad_fn)] == 2              # a root twice
+    assert uses[id(y.grad_fn)] == 2              # one edge, one root
+    assert uses[id(x)] == 3
+    assert uses[id(unused)] == 1                 # a leaf returned as it is
+    assert count_uses(graph_roots([mg.tensor([1.0]), None])) == {}

@@ -187,6 +187,24 @@ def test_a_parameter_used_outside_its_layer_is_an_error_naming_it():
         wrapped(mg.randn(2, 3))                            # no graph, nothing to check
 
 
+@pytest.mark.parametrize("pack", [lambda y: (y,), lambda y: {"y": y}, lambda y: {"outputs": [{"y": y}]}],
+                         ids=["tuple", "dict", "nested"])
+def test_a_parameter_used_outside_its_layer_is_found_in_any_output_container(pack):
+    """Models return dicts (Hugging Face style) and nested containers too: the check
+    must look inside them, or a tied use is missed and the per-example gradients are
+    silently wrong."""
+    class ReturnsContainer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Dense(3, 3)
+
+        def forward(self, x):
+            return pack(self.layer(x) @ self.layer.weight)
+    wrapped = privacy.GradSampleModule(ReturnsContainer())
+    with pytest.raises(RuntimeError, match=r"'layer.weight' is used 2 time\(s\).*only 1"):
+        wrapped(mg.randn(2, 3))
+
+
 def test_loss_reduction_and_mode_are_checked():
     with pytest.raises(ValueError, match="loss_reduction"):
         privacy.GradSampleModule(nn.Dense(2, 2), loss_reduction="avg")

@@ -112,8 +112,8 @@ class GradientBuckets:
         self.armed, self.arrived = False, set()
 
     def mark_unused(self, reached):
-        """Parameters not among `reached` (ids of the leaves the forward's graph reaches)
-        will get no gradient: count them as arrived now, with their .grad so far (or zeros)."""
+        """Parameters not among `reached` (ids of the nodes the forward's graph reaches,
+        as autograd.count_uses gives them) will get no gradient: count them as arrived now, with their .grad so far (or zeros)."""
         for bucket in self.buckets:
             for param in bucket.params:
                 if id(param) not in reached and id(param) not in self.arrived:

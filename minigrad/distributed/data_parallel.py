@@ -29,7 +29,7 @@ every rank reads them back:
 """
 import contextlib
 
-from ..autograd import Function, is_grad_enabled, no_grad
+from ..autograd import count_uses, graph_roots, is_grad_enabled, no_grad
 from . import collectives, world
 from .buckets import GradientBuckets
 
@@ -91,7 +91,7 @@ class DataParallel:
             self.buckets.disarm()
         output = self.module(*args, **kwargs)
         if sync and self.find_unused_parameters:
-            self.buckets.mark_unused(_leaves_reached_from(output))
+            self.buckets.mark_unused(count_uses(graph_roots(output)))
         return output
 
     @contextlib.contextmanager
@@ -149,33 +149,3 @@ def _check_same_model_on_every_rank(module):
                     f"{ours_entry[2]} {ours_entry[3]} on rank 0; every rank must build the same model")
         raise ValueError(f"DataParallel: rank {rank}'s model has {len(theirs)} parameters and buffers, "
                          f"rank 0's has {len(reference)}; every rank must build the same model")
-
-
-def _leaves_reached_from(output):
-    """ids of the leaf tensors that the graph behind `output` (a Tensor, or a tuple,
-    list or dict of them) reaches: the parameters that will get a gradient."""
-    stack, seen, leaves = [], set(), set()
-    pending = [output]
-    while pending:
-        value = pending.pop()
-        if isinstance(value, (tuple, list)):
-            pending.extend(value)
-        elif isinstance(value, dict):
-            pending.extend(value.values())
-        elif getattr(value, "grad_fn", None) is not None:
-            stack.append(value.grad_fn)
-        elif getattr(value, "requires_grad", False):
-            leaves.add(id(value))
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        for child in node.next_nodes:
-            if child is None:
-                continue
-            if isinstance(child, Function):
-                stack.append(child)
-            else:
-                leaves.add(id(child))
-    return leaves

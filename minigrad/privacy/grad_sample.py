@@ -37,7 +37,7 @@ seen here: keep weight penalties in the optimizer, as weight_decay.)
 """
 from collections import Counter
 
-from ..autograd import Function, no_grad
+from ..autograd import count_uses, graph_roots, no_grad
 from ..nn import Conv2d, Dense, Embedding, LayerNorm, Module
 from ..ops.composite import normalize
 from ..ops.image import unfold
@@ -239,22 +239,13 @@ class GradSampleModule(Module):
 
     def _check_every_use_is_hooked(self, output):
         """Count the graph's edges into each parameter against the layer calls that
-        claimed it (each supported layer uses each of its parameters once per call)."""
-        outputs = output if isinstance(output, (tuple, list)) else (output,)
-        stack = [t.grad_fn for t in outputs if isinstance(t, Tensor) and t.grad_fn is not None]
-        seen, uses = set(), Counter()
-        while stack:
-            function = stack.pop()
-            if id(function) in seen:
-                continue
-            seen.add(id(function))
-            for node in function.next_nodes:
-                if isinstance(node, Function):
-                    stack.append(node)
-                elif node is not None and id(node) in self._names:
-                    uses[id(node)] += 1
-        for key, count in uses.items():
-            if count != self._claims[key]:
+        claimed it (each supported layer uses each of its parameters once per call).
+        A parameter the graph does not reach (frozen, or only in outputs thrown away)
+        gets no gradient at all, so nothing is missed."""
+        uses = count_uses(graph_roots(output))
+        for key in self._names:
+            count = uses.get(key)
+            if count is not None and count != self._claims[key]:
                 raise RuntimeError(
                     f"GradSampleModule: parameter {self._names[key]!r} is used {count} time(s) in the forward "
                     f"pass but only {self._claims[key]} use(s) went through its layer's call; a parameter read "
