@@ -51,17 +51,29 @@ def test_an_axis_out_of_range_is_an_error_naming_op_axis_and_ndim(device, name, 
 
 
 @pytest.mark.parametrize("name", sorted(AXIS_OPS))
-def test_the_last_valid_axes_still_work(device, name):
+def test_the_last_valid_axes_still_work_and_a_negative_axis_counts_from_the_end(device, name):
     x = mg.randn(2, 3)
-    AXIS_OPS[name](x, 1)
-    AXIS_OPS[name](x, -2)
+    for negative, positive in [(-2, 0), (-1, 1)]:
+        got, expected = _arrays(AXIS_OPS[name](x, negative)), _arrays(AXIS_OPS[name](x, positive))
+        assert len(got) == len(expected)
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a, b)
+
+
+def _arrays(result):
+    """The arrays of an op's result: one Tensor, or a tuple/list of them (split, sort, topk)."""
+    if isinstance(result, (tuple, list)):
+        return [array for part in result for array in _arrays(part)]
+    return [result.numpy()]
 
 
 @pytest.mark.parametrize("name, call", [
     ("unsqueeze", lambda x, a: x.unsqueeze(a)), ("stack", lambda x, a: mg.stack([x, x], a))])
 def test_ops_that_add_an_axis_accept_ndim_plus_one_positions_only(device, name, call):
-    x = mg.randn(2, 3)
-    assert call(x, 2).shape[2] in (1, 2) and call(x, -3).shape[0] in (1, 2)
+    x = mg.randn(4, 3)
+    reference = {"unsqueeze": lambda a, axis: np.expand_dims(a, axis), "stack": lambda a, axis: np.stack([a, a], axis)}
+    for axis in (2, -3, -1, 0):
+        np.testing.assert_array_equal(call(x, axis).numpy(), reference[name](x.numpy(), axis))
     for axis in (3, -4):
         with pytest.raises(ValueError, match=rf"{name}: axis {axis} is out of range for a tensor with 3 dimensions"):
             call(x, axis)

@@ -444,23 +444,41 @@ def test_gaussian_noise_follows_the_seed_not_the_thread_count_and_its_blocks_are
 @pytest.mark.parametrize("shapes", [((2048, 256), (256, 768)),          # rows
                                     ((64, 4096), (4096, 3000)),         # columns (fewer rows than n / 4)
                                     ((16, 4, 128, 64), (16, 4, 64, 128)),  # batch
-                                    ((1, 700, 64), (5, 64, 70)),        # a broadcast batch
+                                    ((1, 700, 64), (5, 64, 140)),       # a broadcast batch
                                     ((3, 600, 64), (64, 600))])         # 2-D right operand
-def test_matmul_shared_over_threads_equals_one_blas_call(threads, shapes):
+def test_matmul_shared_over_threads_equals_one_blas_call(threads, shapes, monkeypatch):
+    """Every case is above linalg.MIN_PARALLEL_FLOPS, so the product is really cut into
+    parts (counted), in both operand orders."""
     mg.set_num_threads(3)
+    parts = _count_calls(monkeypatch, kernels.parallel, "run_parts")
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal(s) for s in shapes)
     np.testing.assert_allclose(kernels.linalg.matmul(a, b), np.matmul(a, b), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(kernels.linalg.matmul(b.swapaxes(-1, -2)[..., :3, :], a.swapaxes(-1, -2)),
-                               np.matmul(b.swapaxes(-1, -2)[..., :3, :], a.swapaxes(-1, -2)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(kernels.linalg.matmul(b.swapaxes(-1, -2), a.swapaxes(-1, -2)),
+                               np.matmul(b.swapaxes(-1, -2), a.swapaxes(-1, -2)), rtol=1e-12, atol=1e-12)
+    assert parts == [1, 1] or not kernels.parallel.shares_out_products()
+
+
+def _count_calls(monkeypatch, module, name):
+    """Wrap module.name so that each call appends 1 to the returned list."""
+    calls, original = [], getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(module, name, counted)
+    return calls
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
-@pytest.mark.parametrize("lead", [(300,), (3, 100), ()])
-def test_linear_equals_matmul_plus_bias_and_its_gradients_the_formulas(threads, n_threads, lead):
+@pytest.mark.parametrize("lead", [(400,), (3, 140), ()])
+def test_linear_equals_matmul_plus_bias_and_its_gradients_the_formulas(threads, n_threads, lead, monkeypatch):
     """The dense layer's fused kernel: y = x @ W + b, dL/dx = g W^T, dL/dW = x^T g, dL/db = sum g,
-    whether the rows are shared out over threads (and both products run side by side) or not."""
+    whether the rows are shared out over threads (and both products run side by side) or not:
+    400 and 420 rows are above linalg.MIN_PARALLEL_FLOPS (checked: the threads are used at 2)."""
     mg.set_num_threads(n_threads)
+    parts = _count_calls(monkeypatch, kernels.parallel, "run_parts")
+    tasks = _count_calls(monkeypatch, kernels.parallel, "run_tasks")
     rng = np.random.default_rng(1)
     x, w, b, g = (rng.standard_normal(s) for s in (lead + (256,), (256, 200), (200,), lead + (200,)))
     np.testing.assert_allclose(kernels.linalg.linear(x, w, b), x @ w + b, rtol=1e-12, atol=1e-12)
@@ -471,6 +489,10 @@ def test_linear_equals_matmul_plus_bias_and_its_gradients_the_formulas(threads, 
     np.testing.assert_allclose(grad_w, rows_x.T @ rows_g, rtol=1e-12, atol=1e-11)
     np.testing.assert_allclose(grad_b, rows_g.sum(axis=0), rtol=1e-12, atol=1e-12)
     assert kernels.linalg.linear_backward(g, x, w, [False, True])[0::2] == (None, None)
+    if n_threads == 2 and lead and kernels.parallel.shares_out_products():
+        # both forwards cut into rows; the full backward's two products side by side; the lone
+        # weight gradient (needs [False, True]) cut into parts itself
+        assert len(parts) == 3 and len(tasks) == 1
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
