@@ -9,9 +9,14 @@
         opt.step()
 
 Each optimizer follows PyTorch's update equations step for step (written in its
-docstring, with g = param.grad and t the step count). Updates change
-``param.data`` in place with the array module that holds it (numpy or cupy), so
-the Parameter objects a model holds stay the same and a step builds no graph.
+docstring, with g = param.grad and t the step count). Updates change the
+parameters' values in place with the array module that holds them (numpy or cupy),
+so the Parameter objects a model holds stay the same and a step builds no graph.
+One difference from PyTorch: at its first step an optimizer moves the values of
+the parameters that step together into one contiguous array and points each
+``param.data`` at its piece (see Optimizer.step). An array taken from
+``param.data`` before that step, or a state_dict() taken before it, keeps the old
+values: take them after the first step, or copy them.
 
 Parameters may be given as a list, or, as in PyTorch, as a list of dicts
 ("param groups") that override the hyperparameters for some of them:
@@ -109,14 +114,16 @@ def _like(old, stored, key, name):
 class Optimizer:
     """Base class: holds the param groups and per-parameter state.
 
-    Subclasses define update(param, grad, state, group), which changes param.data
-    in place; step() calls it for every parameter that has a gradient.
+    Subclasses define update_arrays(data, grad, state, step, group), the update on
+    arrays in place; step() calls it once for the parameters that step together (on
+    their flat arrays) or once per parameter.
     """
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}                       # Parameter -> {"step": int, buffer name: array}
+        self._flats = {}                      # (group, parameter ids) -> FlatParams (see step)
         name = type(self).__name__
         if callable(getattr(params, "parameters", None)):
             raise TypeError(f"{name}: expected an iterable of parameters, got the module "
@@ -180,12 +187,13 @@ class Optimizer:
         array in a single call. PyTorch's "foreach" idea: on a GPT step this turned
         340 small updates of ~10 array calls each into ~10 calls in all."""
         for index, group in enumerate(self.param_groups):
-            stepping = [p for p in group["params"] if p.grad is not None]
-            kinds = {}
-            for param in stepping:
-                kinds.setdefault((param.device, param.dtype), []).append(param)
+            kinds = {}          # parameters that step together: same device, dtype and step count
+            for param in group["params"]:
+                if param.grad is not None:
+                    state = self.state.setdefault(param, {"step": 0})
+                    kinds.setdefault((param.device, param.dtype, state["step"]), []).append(param)
             for params in kinds.values():
-                states = [self.state.setdefault(p, {"step": 0}) for p in params]
+                states = [self.state[p] for p in params]
                 for state in states:
                     state["step"] += 1
                 flat = self._flat_params(index, params, states, group)
@@ -206,11 +214,14 @@ class Optimizer:
         buffers = [frozenset(k for k in state if k != "step") for state in states]
         if len(params) < 2 or len(steps) > 1 or len(set(buffers)) > 1:
             return None
-        flats = self.__dict__.setdefault("_flats", {})
         key = (index, tuple(id(p) for p in params))
-        flat = flats.get(key)
+        flat = self._flats.get(key)
         if flat is None or not flat.holds(params, states):
-            flat = flats[key] = FlatParams(params, states)
+            # a parameter lives in one flat array at a time: the copies it was in before go
+            members = set(key[1])
+            for stale in [k for k in self._flats if k[0] == index and members.intersection(k[1])]:
+                del self._flats[stale]
+            flat = self._flats[key] = FlatParams(params, states)
         return flat
 
     def update_arrays(self, data, grad, state, step, group):

@@ -375,7 +375,7 @@ def test_flat_parameters_are_views_of_one_array_and_are_remade_when_replaced(dev
     resumed = mg.optim.Adam(twin, lr=0.1)
     resumed.load_state_dict(saved)
     for a, b in zip(params, twin):
-        a.grad = mg.full_like(a, 0.3) if hasattr(mg, "full_like") else mg.ones_like(a) * 0.3
+        a.grad = mg.full_like(a, 0.3)
         b.grad = mg.tensor(a.grad.numpy())
     optimizer.step()
     resumed.step()
@@ -397,6 +397,12 @@ def test_a_parameter_without_a_gradient_is_skipped_by_the_flat_update(device):
     for a, b in zip(params, reference):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert optimizer.state[params[2]]["step"] == 2 and optimizer.state[params[0]]["step"] == 3
+    # the three that still step together keep one flat array (their step counts agree); the
+    # flat copy of all four, which no longer holds them, is gone
+    together = [params[0], params[1], params[3]]
+    flats = list(optimizer._flats.values())
+    assert len(flats) == 1 and [id(p) for p in flats[0].params] == [id(p) for p in together]
+    assert all(p.data is view for p, view in zip(together, flats[0].data_views))
 
 
 # --------------------------------------------------------------------------- dropout masks on the device

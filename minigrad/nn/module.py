@@ -367,7 +367,9 @@ class Module:
         """name -> Tensor for every parameter and persistent buffer.
 
         The Tensors are detached and share memory with the module (as in PyTorch),
-        so save them before training on: mg.save(model.state_dict(), path).
+        so save them before training on: mg.save(model.state_dict(), path). (An
+        optimizer's first step moves the parameters into its flat arrays, see optim.py:
+        a state_dict() taken before that step no longer follows them.)
         A parameter shared by two modules appears under both names.
         """
         return OrderedDict((name, Tensor(tensor.data)) for name, tensor in self._state_targets(prefix).items())
