@@ -209,8 +209,8 @@ def _process_is_running(pid):
         os.kill(pid, 0)                  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError, OSError):
-        return True                      # it exists but is not ours, or we cannot tell: keep it
+    except (OverflowError, OSError):
+        pass                             # it exists but is not ours, or we cannot tell: keep it
     return True
 
 

@@ -335,7 +335,7 @@ class GD(Optimizer):
         super().__init__(params, dict(lr=lr))
 
     def update_arrays(self, data, grad, state, step, group):
-        kernels.optimizers.sgd_update(data, grad, None, group["lr"], 0.0, 0.0, False, 0.0, step == 1)
+        kernels.optimizers.sgd_update(data, grad, None, group["lr"], 0.0, 0.0, False, 0.0, False)
 
 
 class SGD(Optimizer):
