@@ -20,6 +20,7 @@ The operations live in minigrad/ops/, the Tensor in tensor.py, what a function s
 for backward in saved.py, and the grad-mode switch (no_grad) in grad_mode.py.
 """
 import weakref
+from itertools import zip_longest
 
 from . import backend
 from .grad_mode import _GradMode, enable_grad, is_grad_enabled, no_grad  # noqa: F401  (re-exported)
@@ -40,6 +41,7 @@ class Function:
     it sums each gradient back to its input's shape (undoing broadcasting), drops
     the gradients of inputs that need none (self.needs_input_grad says which, for
     ops that can skip costly work) and frees what was saved once backward has run.
+    A gradient given as None (or not given) counts as zero, as in PyTorch.
 
     A fused op may also define backward_arrays(self, g) -> grads on arrays: a fast
     path the engine takes when no graph of the backward pass is wanted. backward
@@ -166,9 +168,9 @@ def run_backward(roots, root_grads, create_graph=False, retain_graph=False, deli
                 _GradMode.anomaly.backward(function, grad, input_grads)
             if not retain_graph:
                 function.release()
-            arriving = [(node, g if g.shape == shape else sum_to(g, shape))
-                        for node, g, shape in zip(function.next_nodes, input_grads, function.input_shapes)
-                        if node is not None and g is not None]
+            arriving = [(node, g if g is not None and g.shape == shape else _fit(g, shape, grad))
+                        for node, shape, g in zip_longest(function.next_nodes, function.input_shapes, input_grads)
+                        if node is not None]
     finally:
         _GradMode.enabled = previous_mode
 
@@ -206,6 +208,15 @@ def graph_roots(output):
         elif isinstance(value, Tensor) and value.requires_grad:
             roots.append(value.grad_fn or value)
     return roots
+
+
+def _fit(g, shape, output_grad):
+    """g summed back to the input's shape (undoing broadcasting); a missing gradient
+    (None, or one that backward did not return) counts as zero, as in PyTorch, so the
+    input's node still hears from every edge into it and its upstream graph still runs."""
+    if g is None:
+        return Tensor._from_array(backend.get_array_module(output_grad.data).zeros(shape, output_grad.data.dtype))
+    return sum_to(g, shape)
 
 
 def _run_hooks(hooks, grad):

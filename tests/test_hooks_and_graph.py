@@ -150,3 +150,30 @@ def test_count_uses_counts_every_edge_into_a_node_and_every_root_it_is():
     assert uses[id(x)] == 3
     assert uses[id(unused)] == 1                 # a leaf returned as it is
     assert count_uses(graph_roots([mg.tensor([1.0]), None])) == {}
+
+
+class HalfOfFirst(mg.autograd.Function):
+    """y = x / 2; its backward gives no gradient for w (None, or nothing at all)."""
+    def __init__(self, omit_by="None"):
+        self.omit_by = omit_by
+
+    def forward(self, x, w):
+        return x / 2
+
+    def backward(self, g):
+        return g * 0.5 if self.omit_by == "too few" else (g * 0.5, None)
+
+
+@pytest.mark.parametrize("omit_by", ["None", "too few"])
+def test_a_backward_that_gives_no_gradient_for_an_input_counts_as_zero(device, omit_by):
+    """As in PyTorch, a missing gradient is a zero one: the other uses of w, and
+    everything upstream of w, still get theirs (it used to skip w's whole subgraph)."""
+    x = mg.tensor([1.0, 3.0], requires_grad=True)
+    v = mg.tensor([1.0, 1.0], requires_grad=True)
+    w = v * 1.0                                  # not a leaf: its upstream must still run
+    y = HalfOfFirst(omit_by)(x, w) + w * 2.0
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [0.5, 0.5])
+    np.testing.assert_allclose(v.grad.numpy(), [2.0, 2.0])
+    (gw,) = mg.grad(HalfOfFirst(omit_by)(x, v).sum(), [v])    # the only path gives nothing
+    np.testing.assert_array_equal(gw.numpy(), [0.0, 0.0])
