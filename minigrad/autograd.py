@@ -51,6 +51,7 @@ class Function:
     float_valued = False  # True: integer inputs are made float32 first (/, exp, mean: dtypes.py)
     saved = ()          # what forward saved (None once released)
     saved_versions = ()
+    output_array = None  # the output's array, if forward saved it
     to_save = ()
 
     def __call__(self, *inputs):

@@ -62,14 +62,15 @@ def output_tensor(function):
 
 
 def check_versions(function):
-    """Raise if a saved input, or the output, was changed in place since forward."""
+    """Raise if a saved input, or the output if it was saved, was changed in place since forward."""
     for slot, i, version in function.saved_versions:
         tensor = function.saved[slot]
         if tensor._version != version:
             raise _modified(function, f"input {i}", tensor, version)
-    output = function.output_ref()
-    if output is not None and output._version_box is not None and output._version != 0:
-        raise _modified(function, "output", output, 0)
+    if function.output_array is not None:       # an output nobody saved may change (as in PyTorch)
+        output = function.output_ref()
+        if output is not None and output._version_box is not None and output._version != 0:
+            raise _modified(function, "output", output, 0)
 
 
 def _modified(function, where, tensor, version):

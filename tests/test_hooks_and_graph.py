@@ -107,6 +107,17 @@ def test_detach_shares_the_version_counter_so_an_in_place_change_is_caught(devic
         y.sum().backward()
 
 
+def test_changing_an_output_that_its_function_did_not_save_is_allowed(device):
+    """Mul saves its inputs, not y: y += 1 leaves its gradient right (PyTorch allows it too)."""
+    a = mg.tensor([1.0, 2.0], requires_grad=True)
+    y = a * 3.0
+    s = y.sum()
+    with mg.no_grad():
+        y += 1.0
+    s.backward()
+    np.testing.assert_allclose(a.grad.numpy(), [3.0, 3.0])
+
+
 def test_mg_grad_of_an_intermediate_and_of_a_root(device):
     x = mg.tensor([1.0, 2.0], requires_grad=True)
     h = x * x
