@@ -5,6 +5,7 @@ A Tensor holds its numbers in ``.data``, a backend array (numpy on "cpu", cupy o
 calling it while gradients are recorded links the result to the op (``grad_fn``),
 and ``backward`` (autograd.py) follows those links back to the leaves.
 """
+import math
 import operator
 
 from . import autograd, backend, dtypes
@@ -481,6 +482,8 @@ def as_tensors(values):
 def _number(value, tensors_dtype, xp):
     # x * 0.5 and 1 - y recur in every step: each (number, dtype, device) is made once
     key = (type(value), value, tensors_dtype, xp)
+    if not value:         # 0.0 == -0.0 (and 0j == -0j): the key holds the signs too
+        key = (key, math.copysign(1.0, value.real), math.copysign(1.0, value.imag))
     constant = _NUMBERS.get(key)
     if constant is not None:
         return constant
@@ -490,8 +493,7 @@ def _number(value, tensors_dtype, xp):
     except OverflowError:
         raise OverflowError(f"the number {value} does not fit in {dtype}, the dtype of the tensor it meets "
                             f"(a number never widens a tensor: convert the tensor with .astype first)") from None
-    # not cached: NaN (never equal to itself, so never found) and float zeros (0.0 == -0.0)
-    if len(_NUMBERS) < 4096 and value == value and (value != 0 or not isinstance(value, float)):
+    if len(_NUMBERS) < 4096 and value == value:     # NaN is never equal to itself, so never found
         if xp is backend.numpy:
             constant.data.flags.writeable = False       # shared by every op that meets this number
         _NUMBERS[key] = constant

@@ -26,6 +26,15 @@ def test_float16_with_python_numbers_stays_float16(device):
     assert x.grad.dtype == np.float16
 
 
+@pytest.mark.parametrize("zero", [0.0, np.float32(0.0), np.float16(0.0), np.float64(0.0)])
+def test_a_number_zero_keeps_its_sign_after_the_other_zero_was_used(device, zero):
+    """Numbers become constants kept for reuse; 0.0 == -0.0, yet x * -0.0 must stay -0."""
+    x = mg.tensor([1.0, 2.0])
+    for first, then in ((zero, -zero), (-zero, zero), (zero, -zero)):
+        np.testing.assert_array_equal(np.signbit((x * first).numpy()), np.signbit(first))
+        np.testing.assert_array_equal(np.signbit((x * then).numpy()), np.signbit(then))
+
+
 @pytest.mark.parametrize("dtype", ["bool", "int32", "int64", "uint8"])
 def test_integer_and_bool_tensors_meeting_a_python_float_become_float32(device, dtype):
     x = mg.tensor(np.array([1, 0, 1], dtype=dtype))
