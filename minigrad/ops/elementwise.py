@@ -378,8 +378,9 @@ class Where(Function):
 
     def backward(self, g):
         needs_a, needs_b = self.needs_input_grad     # masked_fill's value needs none
-        return (where(self.cond, g, 0.0) if needs_a else None,
-                where(self.cond, 0.0, g) if needs_b else None)
+        # cond is already a checked bool array on g's device: no need for where()'s checks
+        return (Where(self.cond)(g, 0.0) if needs_a else None,
+                Where(self.cond)(0.0, g) if needs_b else None)
 
 
 def where(cond, a, b):
