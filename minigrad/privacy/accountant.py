@@ -221,9 +221,10 @@ def get_noise_multiplier(target_epsilon, delta, sample_rate, steps, epsilon_tole
             raise ValueError(f"get_noise_multiplier: no noise multiplier reaches epsilon {target_epsilon}")
     while True:
         middle = (low + high) / 2
-        if epsilon(middle) > target_epsilon:
+        spent = epsilon(middle)
+        if spent > target_epsilon:
             low = middle
+        elif spent > target_epsilon - epsilon_tolerance:
+            return middle
         else:
             high = middle
-            if epsilon(high) > target_epsilon - epsilon_tolerance:
-                return high
