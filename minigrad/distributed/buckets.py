@@ -33,7 +33,8 @@ view into its bucket's (now averaged) flat array. So when loss.backward() return
 .grad holds the mean over ranks. A parameter that never gets a gradient (unused in
 this forward) would leave its bucket unstarted: the next forward raises and names
 it (find_unused_parameters=True marks such parameters ready at forward time,
-contributing zeros, at the cost of a walk over the graph each step).
+contributing the .grad they hold, accumulated under no_sync, or zeros when they
+have none, at the cost of a walk over the graph each step).
 """
 import time
 
@@ -88,7 +89,8 @@ class GradientBuckets:
         for bucket in self.buckets:
             for index, param in enumerate(bucket.params):
                 self.slot_of[id(param)] = (bucket, index)
-        self.handles = [p.register_post_accumulate_grad_hook(self._gradient_ready) for p in params]
+        for param in params:
+            param.register_post_accumulate_grad_hook(self._gradient_ready)
         self.armed = False           # a synchronised forward ran; gradients are expected
         self.arrived = set()
         self.next_bucket = 0         # the first bucket not started yet

@@ -29,7 +29,7 @@ every rank reads them back:
 """
 import contextlib
 
-from ..autograd import count_uses, graph_roots, is_grad_enabled, no_grad
+from ..autograd import count_uses, graph_roots, is_grad_enabled
 from . import collectives, world
 from .buckets import GradientBuckets
 
@@ -71,9 +71,8 @@ class DataParallel:
         self.find_unused_parameters = find_unused_parameters
         self.require_sync = True
         _check_same_model_on_every_rank(module)
-        with no_grad():
-            for tensor in list(module.parameters()) + module.buffers():
-                collectives.broadcast_array(tensor.data, 0)
+        for tensor in list(module.parameters()) + module.buffers():
+            collectives.broadcast_array(tensor.data, 0)
         trained = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
         self.buckets = GradientBuckets(trained, bucket_mb)
 

@@ -66,11 +66,7 @@ class DistributedSampler:
             order = np.random.default_rng(self.seed + self.epoch).permutation(self.n)
         else:
             order = np.arange(self.n)
-        if self.drop_last:
-            order = order[:self.total_size]
-        elif self.total_size > self.n:
-            repeats = math.ceil(self.total_size / max(self.n, 1))
-            order = np.concatenate([order, np.tile(order, repeats)[:self.total_size - self.n]])
+        order = np.resize(order, self.total_size)   # cut to total_size, or padded with its own head
         return iter(order[self.rank:self.total_size:self.num_replicas].tolist())
 
     def __repr__(self):

@@ -166,8 +166,7 @@ class GradSampleModule(Module):
                        "statistics), so an example's own gradient is not defined: use LayerNorm instead"
                        if type(layer).__name__ == "BatchNorm2d" else ""))
             self._handles.append(layer.register_forward_hook(self._capture, with_kwargs=True))
-        for param in model.parameters():
-            param.grad_sample = param.grad_sample_parts = None
+        clear_grad_samples(model.parameters())
 
     # ---- pass-through
     def __getattr__(self, name):

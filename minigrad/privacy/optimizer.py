@@ -75,8 +75,10 @@ class DPOptimizer:
     def clip_and_noise(self):
         """Write the private gradient g (module docstring) into every parameter's .grad."""
         params = self.params
-        forms = self._forms(params) or [None] * len(params)           # None: an empty batch
-        if any(form is not None for form in forms):
+        forms = self._forms(params)
+        if forms is None:                                   # an empty batch: noise only
+            forms = [None] * len(params)
+        else:
             factors = (self.max_grad_norm / (_total_norms(forms) + 1e-6)).clip(max=1.0)     # (B,)
         std = self.noise_multiplier * self.max_grad_norm
         for param, form in zip(params, forms):
