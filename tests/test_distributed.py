@@ -263,6 +263,10 @@ def test_collectives_refuse_bad_arguments():
         dist.all_reduce(np.ones(2))
     with pytest.raises(TypeError, match="'mean' needs a floating-point tensor"):
         dist.all_reduce(mg.tensor([1, 2]), op="mean")
+    with pytest.raises(TypeError, match="cannot add or compare bool tensors"):
+        dist.all_reduce(mg.tensor([True, False]))
+    with pytest.raises(TypeError, match="broadcast: expected a minigrad Tensor, got list"):
+        dist.broadcast([1.0])
     with pytest.raises(ValueError, match="src must be a rank in 0..0, got 1"):
         dist.broadcast(mg.tensor([1.0]), src=1)
 

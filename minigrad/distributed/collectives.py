@@ -24,7 +24,8 @@ How the numbers travel depends on where the array lives (a *channel* each):
 
 start_all_reduce (used by DataParallel) is the non-blocking form: it starts the
 reduction and returns a Pending whose wait() finishes it, so that other work (the
-rest of backward) runs while the numbers travel.
+rest of backward) runs while the numbers travel. all_reduce is that, waited for
+at once: each channel has one reduction path.
 """
 import importlib
 
@@ -39,8 +40,14 @@ OPS = ("sum", "mean", "max")
 def all_reduce(tensor, op="sum"):
     """Combine `tensor` across ranks, in place: "sum", "mean" (sum / world_size, floats only)
     or "max", elementwise. Every rank ends with the same values. Returns `tensor`."""
-    array = _checked("all_reduce", tensor, op)
-    _channel(array).all_reduce(array, op)
+    if op not in OPS:
+        raise ValueError(f"all_reduce: op must be one of {', '.join(map(repr, OPS))}, got {op!r}")
+    array = _checked("all_reduce", tensor)
+    if array.dtype.kind == "b":
+        raise TypeError("all_reduce: cannot add or compare bool tensors across ranks; cast to int32 first")
+    if op == "mean" and array.dtype.kind != "f":
+        raise TypeError(f"all_reduce: op 'mean' needs a floating-point tensor, got {array.dtype}")
+    _channel(array).start_all_reduce(array, op).wait()
     tensor._version += 1           # changed in place: a graph that saved it will notice
     return tensor
 
@@ -80,17 +87,11 @@ def start_all_reduce(array, op="sum"):
 
 
 # --------------------------------------------------------------------------- checks
-def _checked(name, tensor, op="sum"):
-    """The tensor's array, after checking the arguments and that all ranks agree on it."""
+def _checked(name, tensor):
+    """The tensor's array, after checking that it is a Tensor and that all ranks agree on it."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{name}: expected a minigrad Tensor, got {type(tensor).__name__}")
-    if op not in OPS:
-        raise ValueError(f"{name}: op must be one of {', '.join(map(repr, OPS))}, got {op!r}")
     array = tensor.data
-    if name == "all_reduce" and array.dtype.kind == "b":
-        raise TypeError("all_reduce: cannot add or compare bool tensors across ranks; cast to int32 first")
-    if op == "mean" and array.dtype.kind != "f":
-        raise TypeError(f"all_reduce: op 'mean' needs a floating-point tensor, got {array.dtype}")
     if world.world_size() > 1:
         here = (tuple(array.shape), str(array.dtype), tensor.device)
         everyone = world.comm().allgather(here)
@@ -124,10 +125,6 @@ class _Solo:
     """A world of one: every collective is the identity."""
 
     @staticmethod
-    def all_reduce(array, op):
-        pass
-
-    @staticmethod
     def start_all_reduce(array, op):
         return Pending()
 
@@ -142,13 +139,6 @@ class _Solo:
 
 class _Host:
     """numpy arrays over MPI, in place through the buffer protocol."""
-
-    @staticmethod
-    def all_reduce(array, op):
-        MPI = world.mpi()
-        buffer = _contiguous(array)
-        world.comm().Allreduce(MPI.IN_PLACE, buffer, op=MPI.MAX if op == "max" else MPI.SUM)
-        _finish(array, buffer, op)
 
     @staticmethod
     def start_all_reduce(array, op):
@@ -172,8 +162,8 @@ class _Host:
 
 
 def _contiguous(array):
-    """The array itself when MPI can use its memory, else a C-contiguous copy."""
-    return array if array.flags.c_contiguous else backend.numpy.ascontiguousarray(array)
+    """The array itself when MPI (or NCCL) can use its memory, else a C-contiguous copy."""
+    return array if array.flags.c_contiguous else backend.get_array_module(array).ascontiguousarray(array)
 
 
 def _finish(array, buffer, op):
@@ -186,10 +176,6 @@ def _finish(array, buffer, op):
 
 class _Staged:
     """cupy arrays without NCCL: to the host, over MPI, back to the device."""
-
-    @classmethod
-    def all_reduce(cls, array, op):
-        cls.start_all_reduce(array, op).wait()
 
     @staticmethod
     def start_all_reduce(array, op):
@@ -240,7 +226,7 @@ class _Nccl:
     @classmethod
     def start_all_reduce(cls, array, op):
         cupy, nccl = backend.xp_for("cuda"), _nccl_module()
-        buffer = array if array.flags.c_contiguous else cupy.ascontiguousarray(array)
+        buffer = _contiguous(array)
         stream = cupy.cuda.get_current_stream()
         cls._communicator().allReduce(buffer.data.ptr, buffer.data.ptr, buffer.size, cls._type(buffer),
                                       nccl.NCCL_MAX if op == "max" else nccl.NCCL_SUM, stream.ptr)
@@ -249,13 +235,9 @@ class _Nccl:
         return Pending(_EventRequest(done))
 
     @classmethod
-    def all_reduce(cls, array, op):
-        cls.start_all_reduce(array, op).wait()
-
-    @classmethod
     def broadcast(cls, array, src):
         cupy = backend.xp_for("cuda")
-        buffer = array if array.flags.c_contiguous else cupy.ascontiguousarray(array)
+        buffer = _contiguous(array)
         stream = cupy.cuda.get_current_stream()
         cls._communicator().bcast(buffer.data.ptr, buffer.size, cls._type(buffer), src, stream.ptr)
         if buffer is not array:
@@ -265,7 +247,7 @@ class _Nccl:
     @classmethod
     def all_gather(cls, array):
         cupy = backend.xp_for("cuda")
-        buffer = cupy.ascontiguousarray(array)
+        buffer = _contiguous(array)
         result = cupy.empty((world.world_size(),) + array.shape, dtype=array.dtype)
         stream = cupy.cuda.get_current_stream()
         cls._communicator().allGather(buffer.data.ptr, result.data.ptr, buffer.size, cls._type(buffer),
