@@ -100,6 +100,26 @@ def test_every_supported_layer_on_every_device(device):
         check_against_one_at_a_time(float64(layer), x, mg.tensor(target), squared_error)
 
 
+def test_layer_norm_per_example_gradients_in_float16_are_as_precise_as_its_batch_gradient():
+    """The forward normalises float16 inputs in float32; so must the per-example rule.
+    Inputs far from zero (mean 20, spread 0.05) lose most of their digits when x - mean
+    is formed in float16."""
+    rng = np.random.default_rng(3)
+    x = (20.0 + 0.05 * rng.standard_normal((4, 8, 64))).astype(np.float16)
+    g = rng.standard_normal((4, 8, 64)).astype(np.float16)
+    x64 = x.astype(np.float64)
+    xhat = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-5)
+    expected = (g * xhat).sum(axis=1)                                       # (B, d), float64
+    layer = nn.LayerNorm(64).to(dtype="float16")
+    wrapped = privacy.GradSampleModule(layer, loss_reduction="sum")
+    (wrapped(mg.tensor(x)) * mg.tensor(g)).sum().backward()
+    assert layer.weight.grad_sample.dtype == "float16"
+    per_example = layer.weight.grad_sample.numpy().astype(np.float64)
+    np.testing.assert_allclose(per_example, expected, atol=2e-3 * np.abs(expected).max())
+    np.testing.assert_allclose(layer.weight.grad.numpy(), expected.sum(axis=0),
+                               atol=2e-3 * np.abs(expected.sum(axis=0)).max())
+
+
 def test_embedding_read_backwards_as_an_output_layer():
     class TiedLanguageModel(nn.Module):
         def __init__(self):

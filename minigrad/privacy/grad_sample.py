@@ -38,8 +38,8 @@ seen here: keep weight penalties in the optimizer, as weight_decay.)
 from collections import Counter
 
 from ..autograd import count_uses, graph_roots, no_grad
+from ..backend import kernels
 from ..nn import Conv2d, Dense, Embedding, LayerNorm, Module
-from ..ops.composite import normalize
 from ..ops.image import unfold
 from ..tensor import Tensor, as_array
 from .per_example import Materialised, OuterProducts, RowSums, combine
@@ -96,13 +96,14 @@ def embedding_grad_sample(layer, args, kwargs, g):
 @register_grad_sampler(LayerNorm)
 def layer_norm_grad_sample(layer, args, kwargs, g):
     """y = xhat * weight + bias:  G_b(weight) = sum_t g_bt * xhat_bt;  G_b(bias) = sum_t g_bt
-    (xhat recomputed from the saved input)."""
+    (xhat recomputed from the saved input by the forward's own kernel: in float32 for
+    float16 inputs, as the forward has it)."""
     B = g.shape[0]
-    with no_grad():
-        xhat, _ = normalize(Tensor(as_array(args[0])), layer.eps)
+    xhat = kernels.normalization.layer_norm_forward(as_array(args[0]), layer.weight.data, layer.bias.data,
+                                                    layer.eps)[1]
     g = _rows(g, B, layer.d, "LayerNorm")
-    return [(layer.weight, Materialised((g * _rows(xhat.data, B, layer.d, "LayerNorm")).sum(axis=1))),
-            (layer.bias, Materialised(g.sum(axis=1)))]
+    weight_grads = (g * _rows(xhat, B, layer.d, "LayerNorm")).sum(axis=1).astype(g.dtype, copy=False)
+    return [(layer.weight, Materialised(weight_grads)), (layer.bias, Materialised(g.sum(axis=1)))]
 
 
 @register_grad_sampler(Conv2d)
