@@ -247,6 +247,57 @@ def test_fused_attention_equals_composed_math_in_value_and_gradient(device, case
     assert np.all(np.isfinite(out.numpy()))
 
 
+def _mask_of_shape(shape, tq, tk, seed=1):
+    """A random boolean mask of `shape` (broadcastable to (B, H, Tq, Tk)); some rows of keys fully
+    masked, so that padding-mask batches where every key of one query is hidden are covered too."""
+    if shape == ():
+        return np.array(True)
+    mask = np.random.default_rng(seed).random(shape) > 0.3
+    mask[..., -1] = False                       # the last key masked everywhere
+    if len(shape) >= 2 and shape[-2] == tq and tq > 1:
+        mask[..., 1, :] = False                 # a query that may attend to nothing
+    return mask
+
+
+MASK_SHAPES = {   # name -> mask shape, for q (B=2, H=2, Tq, d) and k, v (2, 2, Tk, d)
+    "key padding (B, 1, 1, Tk)": lambda tq, tk: (2, 1, 1, tk),
+    "key padding (1, Tk)": lambda tq, tk: (1, tk),
+    "key padding (Tk,)": lambda tq, tk: (tk,),
+    "per batch (B, 1, Tq, Tk)": lambda tq, tk: (2, 1, tq, tk),
+    "shared (Tq, Tk)": lambda tq, tk: (tq, tk),
+    "query rows (Tq, 1)": lambda tq, tk: (tq, 1),
+    "0-d": lambda tq, tk: (),
+}
+
+
+@pytest.mark.parametrize("dtype, t", [(np.float32, 600), (np.float64, 400)])   # Tq Tk over 1 MB of scores
+@pytest.mark.parametrize("name", sorted(MASK_SHAPES))
+def test_fused_attention_takes_a_mask_of_any_broadcastable_shape_across_query_blocks(device, dtype, t, name):
+    """A mask with one row (key padding) used to be sliced by query block: from the second block
+    on it was empty and the op crashed (T > 512 in float32); a 1-D (Tk,) mask was sliced along its
+    keys as if they were queries (a crash, or with Tq = 1 the first key's mask for every key)."""
+    shape = MASK_SHAPES[name]
+    for tq, tk in ((t, t), (1, 9), (3, 9)):
+        mask = _mask_of_shape(shape(tq, tk), tq, tk)
+        rng = np.random.default_rng(0)
+        q, k, v = (mg.tensor(rng.standard_normal((2, 2, n, 4)).astype(dtype), requires_grad=True)
+                   for n in (tq, tk, tk))
+        upstream = mg.tensor(rng.standard_normal((2, 2, tq, 4)).astype(dtype))
+        allowed = F.attention_mask(mask, (2, 2, tq, tk), q.device)
+        out = composite.AttentionOp(allowed)(q, k, v)
+        fused = mg.grad((out * upstream).sum(), [q, k, v])
+        # the reference in float64: the composed math on the full broadcast mask
+        q64, k64, v64 = (mg.tensor(x.numpy().astype(np.float64), requires_grad=True) for x in (q, k, v))
+        full = np.broadcast_to(mask, (2, 2, tq, tk))
+        out_ref = composite.attention_weights_composed(q64, k64, mg.tensor(full).data) @ v64
+        composed = mg.grad((out_ref * mg.tensor(upstream.numpy().astype(np.float64))).sum(), [q64, k64, v64])
+        tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+        assert out.dtype == q.dtype
+        np.testing.assert_allclose(out.numpy(), out_ref.numpy(), **tol)
+        for a, b in zip(fused, composed):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), **tol)
+
+
 def test_fused_attention_passes_gradcheck_and_grad_of_grad(device):
     q, k, v = _attention_inputs((2,), 3, 4, 2)
     mask = mg.tensor(np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 0]], bool)).data

@@ -29,14 +29,30 @@ SCORE_BLOCK_BYTES = 1 << 20      # scores of one work item: a few heads' blocks,
 
 
 def _layout(q, k, allowed):
-    """Flatten the leading axes: q (N, Tq, d), k (N, Tk, d), allowed (N or 1, Tq, Tk) or None."""
+    """Flatten the leading axes: q (N, Tq, d), k (N, Tk, d), and the mask (N or 1, Tq, Tk) or None.
+    The mask may have any shape that broadcasts to (..., Tq, Tk): a key-padding mask (B, 1, 1, Tk)
+    or (Tk,), a query mask (Tq, 1), a 0-d one. Its last two axes are broadcast to (Tq, Tk) as a
+    view (stride 0, no copy), so that a block of queries is always mask[:, r0:r1]; its leading
+    axes are copied out to N only when they differ along them."""
     xp = get_array_module(q)
     lead = q.shape[:-2]
     n = int(numpy.prod(lead, dtype=numpy.int64)) if lead else 1
-    if allowed is not None:
-        full = xp.broadcast_to(allowed, lead + allowed.shape[-2:]) if allowed.ndim > 2 else allowed
-        allowed = full.reshape((n,) + allowed.shape[-2:]) if full.ndim > 2 else full[None]
-    return lead, n, allowed
+    if allowed is None:
+        return lead, n, None
+    tq, tk = q.shape[-2], k.shape[-2]
+    rows_cols = ((1, 1) + allowed.shape)[-2:]
+    if allowed.size == rows_cols[0] * rows_cols[1]:            # one mask for every slice
+        per_slice = allowed.reshape((1,) + rows_cols)
+    else:
+        per_slice = xp.broadcast_to(allowed, lead + rows_cols).reshape((n,) + rows_cols)
+    return lead, n, xp.broadcast_to(per_slice, per_slice.shape[:1] + (tq, tk))
+
+
+def _mask_block(mask, s0, s1, r0, r1):
+    """The mask of slices s0:s1, queries r0:r1 (one mask for all slices stays one), or None."""
+    if mask is None:
+        return None
+    return mask[s0:s1, r0:r1] if mask.shape[0] > 1 else mask[:, r0:r1]
 
 
 def _units(n, tq, tk, itemsize, xp, whole_slices=False):
@@ -81,8 +97,7 @@ def attention_forward(q, k, v, allowed=None, scale=None, keep_weights=False):
     weights = xp.empty((n, tq, tk), dtype=q.dtype) if keep_weights else None
 
     def work(s0, s1, r0, r1):
-        m = None if mask is None else mask[s0:s1, r0:r1] if mask.shape[0] > 1 else mask[:, r0:r1]
-        scores = _scores(q3[s0:s1, r0:r1], k3[s0:s1], m, scale)
+        scores = _scores(q3[s0:s1, r0:r1], k3[s0:s1], _mask_block(mask, s0, s1, r0, r1), scale)
         top = scores.max(axis=-1, keepdims=True)
         top = xp.where(xp.isfinite(top), top, 0.0)             # a fully masked row: all -inf
         scores -= top
@@ -111,8 +126,7 @@ def attention_backward(g, q, k, v, out, lse, allowed=None, scale=None):
     grad_q, grad_k, grad_v = xp.empty_like(q3), xp.zeros_like(k3), xp.zeros_like(v3)
 
     def work(s0, s1, r0, r1):
-        m = None if mask is None else mask[s0:s1, r0:r1] if mask.shape[0] > 1 else mask[:, r0:r1]
-        scores = _scores(q3[s0:s1, r0:r1], k3[s0:s1], m, scale)
+        scores = _scores(q3[s0:s1, r0:r1], k3[s0:s1], _mask_block(mask, s0, s1, r0, r1), scale)
         scores -= lse3[s0:s1, r0:r1]
         w = xp.exp(scores, out=scores)                                       # W, recomputed
         g_block = g3[s0:s1, r0:r1]
