@@ -112,6 +112,19 @@ def test_erf_float64_without_scipy_is_within_a_few_ulp():
     assert np.array_equal(np.sign(got), np.sign(x))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_erf_keeps_nan_and_sends_infinities_to_plus_minus_one(device, dtype):
+    """erf_float64 (float64 without scipy, and on the cupy double) used to start from 1 and
+    fill in only the finite ranges, so erf(nan) came out as 1."""
+    x = mg.tensor(np.array([np.nan, np.inf, -np.inf, 0.5, -np.nan], dtype=dtype))
+    want = np.array([np.nan, 1.0, -1.0, math.erf(0.5), np.nan])
+    tol = 1e-7 if dtype == np.float32 else 1e-15
+    np.testing.assert_allclose(mg.ops.erf(x).numpy(), want, rtol=tol)       # nan == nan here
+    if dtype == np.float64:                       # the scipy-less formula on this device's arrays
+        got = special.erf_float64(x.data)
+        np.testing.assert_allclose(mg.tensor(got).numpy(), want, rtol=tol)
+
+
 def test_erf_float16_and_integers_keep_or_pick_a_float_dtype():
     x16 = np.linspace(-3, 3, 101).astype(np.float16)
     got = special.erf(x16)
