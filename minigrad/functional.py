@@ -6,8 +6,6 @@ Every function here takes and returns Tensors and is differentiable because it
 is made of differentiable pieces; softmax, log_softmax, layer_norm and gelu are
 fused ops (minigrad/ops/composite.py), each tested equal to its composed form.
 """
-import math
-
 from . import backend, ops
 from .ops.composite import (AttentionOp, CrossEntropyOp, GeluOp, LayerNormOp, LogSoftmaxOp, SoftmaxOp,
                              attention_weights_composed)

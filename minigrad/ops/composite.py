@@ -196,7 +196,7 @@ class AttentionOp(Function):
         self.allowed = allowed
 
     def forward(self, q, k, v):
-        out, lse, _ = kernels.attention.attention_forward(q, k, v, self.allowed)
+        out, lse = kernels.attention.attention_forward(q, k, v, self.allowed)
         self.save_for_backward(q, k, v, out, lse)
         return out
 

@@ -40,9 +40,11 @@ def gelu_forward(x, approximate):
 def gelu_backward(g, x, approximate, cdf=None):
     """dL/dx = g * dy/dx (formulas above), in x's dtype."""
     xp = get_array_module(x)
-    if xp is not numpy or g.shape != x.shape:
+    if g.shape != x.shape:          # a tensor hook may replace g by one that only broadcasts
+        return g * gelu_slope(x, approximate, cdf)
+    if xp is not numpy:
         fused = gpu.kernel(xp, "gelu_tanh_backward" if approximate == "tanh" else "gelu_backward", x.dtype)
-        if fused is None or g.shape != x.shape or g.dtype != x.dtype:
+        if fused is None or g.dtype != x.dtype:
             return g * gelu_slope(x, approximate, cdf)
         return fused(g, x) if approximate == "tanh" else fused(g, x, cdf)
     if approximate == "tanh":
@@ -120,6 +122,6 @@ def relu(x):
 
 def relu_backward(g, x):
     """dL/dx = g * [x > 0]."""
-    if g.shape != x.shape or _one_pass(x):
+    if g.shape != x.shape or _one_pass(x):        # g may only broadcast (a tensor hook's)
         return g * (x > 0)
     return parallel.map_elementwise(lambda gb, xb: gb * (xb > 0), g, x)

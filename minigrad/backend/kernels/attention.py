@@ -83,18 +83,16 @@ def _scores(q_block, k_block, mask_block, scale):
     return scores
 
 
-def attention_forward(q, k, v, allowed=None, scale=None, keep_weights=False):
-    """O (..., Tq, d_v), lse (..., Tq, 1), and W (..., Tq, Tk) when keep_weights (else None).
-    q (..., Tq, d), k (..., Tk, d), v (..., Tk, d_v); allowed boolean, broadcastable to
-    (..., Tq, Tk), or None."""
+def attention_forward(q, k, v, allowed=None):
+    """O (..., Tq, d_v) and lse (..., Tq, 1). q (..., Tq, d), k (..., Tk, d), v (..., Tk, d_v);
+    allowed boolean, broadcastable to (..., Tq, Tk), or None."""
     xp = get_array_module(q)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scale = 1.0 / math.sqrt(q.shape[-1])
     lead, n, mask = _layout(q, k, allowed)
     tq, tk, dv = q.shape[-2], k.shape[-2], v.shape[-1]
     q3, k3, v3 = q.reshape(n, tq, -1), k.reshape(n, tk, -1), v.reshape(n, tk, dv)
     out = xp.empty((n, tq, dv), dtype=q.dtype)
     lse = xp.empty((n, tq, 1), dtype=q.dtype)
-    weights = xp.empty((n, tq, tk), dtype=q.dtype) if keep_weights else None
 
     def work(s0, s1, r0, r1):
         scores = _scores(q3[s0:s1, r0:r1], k3[s0:s1], _mask_block(mask, s0, s1, r0, r1), scale)
@@ -107,18 +105,15 @@ def attention_forward(q, k, v, allowed=None, scale=None, keep_weights=False):
             lse[s0:s1, r0:r1] = xp.log(total) + top             # log 0 = -inf -> fixed below
         w /= xp.where(total > 0, total, 1.0)                    # a fully masked row stays 0
         xp.matmul(w, v3[s0:s1], out=out[s0:s1, r0:r1])
-        if weights is not None:
-            weights[s0:s1, r0:r1] = w
     _run(_units(n, tq, tk, q.dtype.itemsize, xp), work)
     lse = xp.where(lse == -xp.inf, xp.inf, lse)                 # exp(S - inf) = 0: no weight
-    shaped = (out.reshape(lead + (tq, dv)), lse.reshape(lead + (tq, 1)))
-    return shaped + ((weights.reshape(lead + (tq, tk)) if weights is not None else None),)
+    return out.reshape(lead + (tq, dv)), lse.reshape(lead + (tq, 1))
 
 
-def attention_backward(g, q, k, v, out, lse, allowed=None, scale=None):
+def attention_backward(g, q, k, v, out, lse, allowed=None):
     """dL/dq, dL/dk, dL/dv (formulas above) from G = dL/dO, the forward's O and lse."""
     xp = get_array_module(q)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scale = 1.0 / math.sqrt(q.shape[-1])
     lead, n, mask = _layout(q, k, allowed)
     tq, tk, dv = q.shape[-2], k.shape[-2], v.shape[-1]
     q3, k3, v3 = q.reshape(n, tq, -1), k.reshape(n, tk, -1), v.reshape(n, tk, dv)

@@ -75,10 +75,8 @@ def linear(x, weight, bias=None):
     if (xp is numpy and threads > 1 and rows.shape[0] >= threads and not parallel.in_worker()
             and 2 * rows.shape[0] * n_in * n_out >= MIN_PARALLEL_FLOPS and parallel.shares_out_products()):
         parallel.run_parts(rows.shape[0], threads, part)
-    elif xp is numpy:
+    else:                                   # one call (on cupy: on the GPU's own threads)
         part(0, rows.shape[0])
-    else:                                   # cupy: one call each, on the GPU's own threads
-        out_rows[...] = xp.matmul(rows, weight) if bias is None else xp.matmul(rows, weight) + bias
     return out
 
 

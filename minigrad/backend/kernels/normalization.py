@@ -32,11 +32,10 @@ def for_row_blocks(fn, arrays, outputs, axis=-1):
     x = arrays[0]
     compute = accumulation_dtype(x.dtype)
     xp = get_array_module(x)
-    lead = x.shape[:-1] if x.ndim else ()
-    d = x.shape[-1] if x.ndim else 1
+    lead, d = x.shape[:-1], x.shape[-1]
     shapes = [lead + ((d if width == "d" else 1),) if axis == -1 else (x.shape if width == "d" else None)
               for _, width in outputs]
-    if xp is not numpy or axis != -1 or x.ndim == 0 or x.size == 0:
+    if xp is not numpy or axis != -1 or x.size == 0:
         scratch = [xp.empty(shape if shape is not None else _kept(x.shape, axis), dtype=compute)
                    for shape in shapes]
         fn(*(_computed(a, compute) for a in arrays), *scratch)
