@@ -59,6 +59,28 @@ def test_blocks_cover_every_row_once_and_give_each_thread_work():
         assert len(spans) >= min(rows, parts)
 
 
+def test_blocks_are_about_block_bytes_each():
+    for row_bytes, block_bytes in ((64, parallel.BLOCK_BYTES), (64, 4 << 20), (3 << 20, 1 << 20)):
+        spans = parallel.blocks(100_000, row_bytes, 1, block_bytes=block_bytes)
+        assert max(hi - lo for lo, hi in spans) == max(1, block_bytes // row_bytes)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flat_blocks_hold_about_block_bytes_of_all_arrays_whatever_their_dtype(threads, dtype):
+    """The optimizers' blocks once assumed 4-byte elements: float64 blocks were twice the size."""
+    mg.set_num_threads(1)
+    arrays = [np.zeros(1 << 20, dtype=dtype) for _ in range(4)]
+    sizes = []
+
+    def add_one(*blocks):
+        sizes.append(blocks[0].size)
+        for block in blocks:
+            block += 1
+    parallel.for_flat_blocks(add_one, arrays)
+    assert all(np.all(a == 1) for a in arrays)                  # every element once, in place
+    assert max(sizes) * 4 * np.dtype(dtype).itemsize == parallel.BLOCK_BYTES
+
+
 def test_for_blocks_runs_every_block_and_reraises_a_blocks_error(threads):
     mg.set_num_threads(2)
     out = np.zeros(100_000)

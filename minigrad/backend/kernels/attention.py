@@ -18,6 +18,7 @@ held at once (what FlashAttention does on a GPU, here for memory and cache: each
 block's scores stay in L2). Blocks of (batch, head) slices run on the kernel threads;
 within a unit, query blocks run in turn, so dL/dk and dL/dv sum without races.
 """
+import functools
 import math
 
 import numpy
@@ -55,22 +56,19 @@ def _mask_block(mask, s0, s1, r0, r1):
     return mask[s0:s1, r0:r1] if mask.shape[0] > 1 else mask[:, r0:r1]
 
 
-def _units(n, tq, tk, itemsize, xp, whole_slices=False):
-    """Work items (slice lo, slice hi, query lo, query hi) of about SCORE_BLOCK_BYTES of scores."""
-    per_slice = tq * tk * itemsize
-    if xp is not numpy:                           # the GPU: one launch per op, no blocking
-        return [(0, n, 0, tq)]
-    if per_slice >= SCORE_BLOCK_BYTES and not whole_slices:
-        rows = max(1, SCORE_BLOCK_BYTES // (tk * itemsize))
-        return [(s, s + 1, lo, min(tq, lo + rows)) for s in range(n) for lo in range(0, tq, rows)]
-    slices = max(1, SCORE_BLOCK_BYTES // max(1, per_slice))
-    slices = min(slices, max(1, -(-n // parallel.get_num_threads())))
-    return [(lo, min(n, lo + slices), 0, tq) for lo in range(0, n, slices)]
+def _query_rows(tq, tk, itemsize, xp):
+    """Queries per block: about SCORE_BLOCK_BYTES of scores (all of them on the GPU: one
+    launch per op, no blocking)."""
+    rows = tq if xp is not numpy else SCORE_BLOCK_BYTES // max(1, tk * itemsize)
+    return max(1, min(tq, rows))
 
 
-def _run(units, work):
-    parallel.for_blocks(len(units), SCORE_BLOCK_BYTES, lambda lo, hi: [work(*u) for u in units[lo:hi]],
-                        row_elements=SCORE_BLOCK_BYTES // 4)
+def _slice_blocks(n, tq, tk, itemsize, xp):
+    """[(lo, hi), ...] of whole (batch, head) slices, about SCORE_BLOCK_BYTES of scores each
+    and at least one per thread (one block of all on the GPU)."""
+    if xp is not numpy:
+        return [(0, n)]
+    return parallel.blocks(n, tq * tk * itemsize, parallel.get_num_threads(), block_bytes=SCORE_BLOCK_BYTES)
 
 
 def _scores(q_block, k_block, mask_block, scale):
@@ -105,7 +103,13 @@ def attention_forward(q, k, v, allowed=None):
             lse[s0:s1, r0:r1] = xp.log(total) + top             # log 0 = -inf -> fixed below
         w /= xp.where(total > 0, total, 1.0)                    # a fully masked row stays 0
         xp.matmul(w, v3[s0:s1], out=out[s0:s1, r0:r1])
-    _run(_units(n, tq, tk, q.dtype.itemsize, xp), work)
+
+    rows = _query_rows(tq, tk, q.dtype.itemsize, xp)
+    if rows < tq:                    # a slice's scores are over the block size: one task per query block
+        units = [(s, s + 1, lo, min(tq, lo + rows)) for s in range(n) for lo in range(0, tq, rows)]
+    else:                            # else blocks of whole slices
+        units = [(lo, hi, 0, tq) for lo, hi in _slice_blocks(n, tq, tk, q.dtype.itemsize, xp)]
+    parallel.run_tasks([functools.partial(work, *unit) for unit in units])
     lse = xp.where(lse == -xp.inf, xp.inf, lse)                 # exp(S - inf) = 0: no weight
     return out.reshape(lead + (tq, dv)), lse.reshape(lead + (tq, 1))
 
@@ -134,8 +138,11 @@ def attention_backward(g, q, k, v, out, lse, allowed=None):
         grad_q[s0:s1, r0:r1] = xp.matmul(ds, k3[s0:s1])
         grad_k[s0:s1] += xp.matmul(ds.swapaxes(-1, -2), q3[s0:s1, r0:r1])
 
-    units = _units(n, tq, tk, q.dtype.itemsize, xp, whole_slices=True)
-    # a unit owns whole slices (dk, dv add up over its query blocks); inside it, query blocks
-    rows = max(1, SCORE_BLOCK_BYTES // (tk * q.dtype.itemsize)) if xp is numpy else tq
-    _run(units, lambda s0, s1, r0, r1: [work(s0, s1, lo, min(tq, lo + rows)) for lo in range(r0, r1, rows)])
+    rows = _query_rows(tq, tk, q.dtype.itemsize, xp)
+
+    def slices(s0, s1):              # a task owns whole slices (dk, dv add up over their query blocks)
+        for lo in range(0, tq, rows):
+            work(s0, s1, lo, min(tq, lo + rows))
+    parallel.run_tasks([functools.partial(slices, lo, hi)
+                        for lo, hi in _slice_blocks(n, tq, tk, q.dtype.itemsize, xp)])
     return grad_q.reshape(q.shape), grad_k.reshape(k.shape), grad_v.reshape(v.shape)

@@ -12,6 +12,8 @@ each column entry back to the pixel it was copied from. ops/image.py states the 
 of the differentiable ops built on these; this file is where their speed tricks live
 (strided views, cache-sized chunks, the stride-1 flat-shift unfold).
 """
+import functools
+
 from .. import get_array_module as xp_of
 from .. import numpy
 from . import linalg, parallel
@@ -116,17 +118,14 @@ _CHUNK_BYTES = 4 << 20
 
 
 def _for_image_chunks(xp, n, bytes_per_image, images):
-    """images(start, stop) over chunks of about _CHUNK_BYTES of columns, on the kernel
-    threads (each chunk writes its own rows of the output); on the GPU one call."""
+    """images(start, stop) over chunks of about _CHUNK_BYTES of columns (at least one per
+    thread), each a task on the kernel threads (it writes its own rows of the output);
+    on the GPU one call."""
     if xp is not numpy:
         images(0, n)
         return
-    per_chunk = max(1, _CHUNK_BYTES // max(1, bytes_per_image))
-    per_chunk = min(per_chunk, max(1, -(-n // parallel.get_num_threads())))
-    starts = list(range(0, n, per_chunk))
-    parallel.for_blocks(len(starts), _CHUNK_BYTES, lambda lo, hi: [
-        images(starts[i], min(n, starts[i] + per_chunk)) for i in range(lo, hi)],
-        row_elements=_CHUNK_BYTES // 4)
+    chunks = parallel.blocks(n, bytes_per_image, parallel.get_num_threads(), block_bytes=_CHUNK_BYTES)
+    parallel.run_tasks([functools.partial(images, start, stop) for start, stop in chunks])
 
 
 def conv2d(x, weight, bias, stride, padding):

@@ -30,12 +30,7 @@ def _in_blocks(update, *arrays):
     if xp is not numpy or not all(a.flags.c_contiguous for a in arrays):
         update(*arrays)
         return
-    flats = [a.reshape(-1) for a in arrays]
-    block = parallel.ELEMENT_BLOCK
-
-    def work(lo, hi):
-        update(*(flat[lo * block:hi * block] for flat in flats))
-    parallel.for_blocks(-(-flats[0].size // block), block * 4 * len(arrays), work, row_elements=block)
+    parallel.for_flat_blocks(update, arrays)
 
 
 def sgd_update(param, grad, buffer, lr, momentum, dampening, nesterov, weight_decay, first_step):

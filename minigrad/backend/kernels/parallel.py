@@ -118,10 +118,10 @@ def _mark_worker():
     _in_worker.active = True
 
 
-def blocks(rows, row_bytes, parts=1):
-    """[(lo, hi), ...] covering range(rows): each about BLOCK_BYTES, and at least `parts`
+def blocks(rows, row_bytes, parts=1, block_bytes=BLOCK_BYTES):
+    """[(lo, hi), ...] covering range(rows): each about block_bytes, and at least `parts`
     blocks when there are that many rows (so every thread gets work)."""
-    per_block = max(1, BLOCK_BYTES // max(1, row_bytes))
+    per_block = max(1, block_bytes // max(1, row_bytes))
     per_block = min(per_block, max(1, -(-rows // parts)))
     return [(lo, min(rows, lo + per_block)) for lo in range(0, rows, per_block)]
 
@@ -189,23 +189,33 @@ def _run_on_pool(work, spans):
 ELEMENT_BLOCK = 8192                  # elements per block of an elementwise kernel
 
 
+def for_flat_blocks(fn, arrays):
+    """fn(*blocks) over the same flat blocks of equally shaped numpy arrays (ELEMENT_BLOCK
+    elements at a time, about BLOCK_BYTES of all the arrays together per block), on the
+    kernel threads. fn may write into its blocks: an array it changes must be C-contiguous
+    (else its flat form is a copy)."""
+    flats = [a.reshape(-1) for a in arrays]
+
+    def work(lo, hi):
+        span = slice(lo * ELEMENT_BLOCK, hi * ELEMENT_BLOCK)
+        fn(*(flat[span] for flat in flats))
+    element_bytes = sum(a.dtype.itemsize for a in arrays)
+    for_blocks(-(-flats[0].size // ELEMENT_BLOCK), ELEMENT_BLOCK * element_bytes, work,
+               row_elements=ELEMENT_BLOCK)
+
+
 def map_elementwise(fn, *arrays, dtypes=None):
     """fn(*blocks) over the same flat blocks of equally shaped numpy arrays, on the kernel
     threads. fn returns one block-shaped result, or a tuple of them when `dtypes` (the
     results' dtypes; default: one result in the first array's dtype) names several."""
     import numpy
     several = dtypes is not None and len(dtypes) > 1
-    dtypes = dtypes or (arrays[0].dtype,)
-    shape, size = arrays[0].shape, arrays[0].size
-    flats = [a.reshape(-1) for a in arrays]
-    outs = tuple(numpy.empty(shape, dtype=dtype) for dtype in dtypes)   # each owns its memory
-    flat_outs = [out.reshape(-1) for out in outs]
+    outs = tuple(numpy.empty(arrays[0].shape, dtype=dtype)              # each owns its memory
+                 for dtype in (dtypes or (arrays[0].dtype,)))
 
-    def work(lo, hi):
-        span = slice(lo * ELEMENT_BLOCK, hi * ELEMENT_BLOCK)
-        got = fn(*(flat[span] for flat in flats))
-        for out, part in zip(flat_outs, got if several else (got,)):
-            out[span] = part
-    itemsize = sum(a.dtype.itemsize for a in arrays) + sum(numpy.dtype(d).itemsize for d in dtypes)
-    for_blocks(-(-size // ELEMENT_BLOCK), ELEMENT_BLOCK * itemsize, work, row_elements=ELEMENT_BLOCK)
+    def write(*blocks):
+        got = fn(*blocks[:len(arrays)])
+        for out, part in zip(blocks[len(arrays):], got if several else (got,)):
+            out[...] = part
+    for_flat_blocks(write, arrays + outs)
     return outs if several else outs[0]
