@@ -117,7 +117,6 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f'cross_entropy: reduction must be "mean", "sum" or "none", got {reduction!r}')
-    xp = backend.get_array_module(logits.data)
     n_classes = logits.shape[-1]
     target_data = as_array(target, logits.device)
     if target_data.dtype.kind == "f" and target_data.shape == logits.shape:
@@ -136,16 +135,24 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     if target_data.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: class ids must be integers, got dtype {target_data.dtype} "
                         f"(probability targets need the logits' shape {logits.shape})")
-    valid = None if ignore_index is None else target_data != ignore_index
-    ids = target_data if valid is None else xp.where(valid, target_data, 0)
-    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n_classes):
-        raise ValueError(f"cross_entropy: target ids must lie in [0, {n_classes}), "
-                         f"got values from {int(ids.min())} to {int(ids.max())}")
+    ids, valid, count = _class_ids("cross_entropy", target_data, n_classes, ignore_index)
     flat_valid = None if valid is None else valid.reshape(-1)
     per_position = CrossEntropyOp(ids.reshape(-1), flat_valid, label_smoothing)(
         logits.reshape(-1, n_classes)).reshape(target_data.shape)
-    count = None if valid is None else max(int(valid.sum()), 1)
     return _reduce(per_position, reduction, "cross_entropy", count=count)
+
+
+def _class_ids(name, ids, n_classes, ignore_index):
+    """(ids with the ignored positions set to 0, valid = ids != ignore_index or None, the
+    number of valid positions (at least 1: the divisor of "mean") or None), after checking
+    that the ids that count lie in [0, n_classes)."""
+    valid = None if ignore_index is None else ids != ignore_index
+    if valid is not None:
+        ids = backend.get_array_module(ids).where(valid, ids, 0)
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n_classes):
+        raise ValueError(f"{name}: target ids must lie in [0, {n_classes}), "
+                         f"got values from {int(ids.min())} to {int(ids.max())}")
+    return ids, valid, None if valid is None else max(int(valid.sum()), 1)
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, return_weights=False, training=True,
@@ -287,18 +294,13 @@ def nll_loss(log_probs, target, ignore_index=None, reduction="mean"):
     if ids.shape != log_probs.shape[:-1] or ids.dtype.kind not in "iu":
         raise ValueError(f"nll_loss: target must be integer ids of shape {log_probs.shape[:-1]} for "
                          f"log_probs of shape {log_probs.shape}, got {ids.dtype} {tuple(ids.shape)}")
-    xp = backend.get_array_module(ids)
-    valid = None if ignore_index is None else ids != ignore_index
-    picked_ids = ids if valid is None else xp.where(valid, ids, 0)
-    if picked_ids.size and (int(picked_ids.min()) < 0 or int(picked_ids.max()) >= n_classes):
-        raise ValueError(f"nll_loss: target ids must lie in [0, {n_classes}), got values from "
-                         f"{int(picked_ids.min())} to {int(picked_ids.max())}")
+    picked_ids, valid, count = _class_ids("nll_loss", ids, n_classes, ignore_index)
     flat = log_probs.reshape(-1, n_classes)                                   # (N, C)
-    losses = -flat[xp.arange(flat.shape[0]), picked_ids.reshape(-1)].reshape(ids.shape)
-    if valid is None:
-        return _reduce(losses, reduction, "nll_loss")
-    losses = ops.where(Tensor._from_array(valid), losses, 0.0)
-    return _reduce(losses, reduction, "nll_loss", count=max(int(valid.sum()), 1))
+    rows = backend.get_array_module(ids).arange(flat.shape[0])
+    losses = -flat[rows, picked_ids.reshape(-1)].reshape(ids.shape)
+    if valid is not None:
+        losses = ops.where(Tensor._from_array(valid), losses, 0.0)
+    return _reduce(losses, reduction, "nll_loss", count=count)
 
 
 def binary_cross_entropy(p, target, weight=None, reduction="mean"):
