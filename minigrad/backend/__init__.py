@@ -193,20 +193,17 @@ def scatter_add(target, index, values):
 
 
 # --------------------------------------------------------------------------- randomness
-_seed_sequence = numpy.random.SeedSequence(0)
-_host_rng = numpy.random.default_rng(_seed_sequence)
-
-
 _seed = 0
-_device_rngs = {}            # device name -> its generator, made on first use after a seed
+_host_rng = numpy.random.default_rng(_seed)
+_cuda_rng = None             # the GPU's generator, made on first use after a seed
 
 
 def manual_seed(seed):
     """Seed every random draw minigrad makes (initialisation, dropout, randn)."""
-    global _host_rng, _seed
-    _host_rng = numpy.random.default_rng(seed)
+    global _host_rng, _seed, _cuda_rng
     _seed = seed
-    _device_rngs.clear()
+    _host_rng = numpy.random.default_rng(seed)
+    _cuda_rng = None
 
 
 def rng():
@@ -220,8 +217,9 @@ def generator(device):
     for "cpu"; for "cuda" a generator on the GPU (cupy.random.default_rng), seeded from
     the same mg.manual_seed, so that no mask is drawn on the host and copied over. The
     two devices' streams differ; each is reproducible."""
+    global _cuda_rng
     if check_device(device) == "cpu":
         return _host_rng
-    if "cuda" not in _device_rngs:
-        _device_rngs["cuda"] = _load_cuda().random.default_rng(_seed)
-    return _device_rngs["cuda"]
+    if _cuda_rng is None:
+        _cuda_rng = _load_cuda().random.default_rng(_seed)
+    return _cuda_rng
