@@ -3,8 +3,10 @@
     import minigrad.functional as F
 
 Every function here takes and returns Tensors and is differentiable because it
-is made of differentiable pieces; softmax, log_softmax, layer_norm and gelu are
-fused ops (minigrad/ops/composite.py), each tested equal to its composed form.
+is made of differentiable pieces; softmax, log_softmax, layer_norm, gelu,
+cross_entropy (with class ids) and scaled_dot_product_attention (without dropout or
+returned weights) are fused ops (minigrad/ops/composite.py), each tested equal to its
+composed form.
 """
 from . import backend, ops
 from .ops.composite import (AttentionOp, CrossEntropyOp, GeluOp, LayerNormOp, LogSoftmaxOp, SoftmaxOp,

@@ -111,6 +111,7 @@ def layer_norm_composed(x, weight, bias, eps):
 SQRT_HALF = kernels.activations.SQRT_HALF
 TANH_SCALE = kernels.activations.TANH_SCALE
 TANH_CUBIC = kernels.activations.TANH_CUBIC
+INV_SQRT_2PI = kernels.activations.INV_SQRT_2PI
 
 
 class GeluOp(Function):
@@ -139,7 +140,7 @@ class GeluOp(Function):
             slope = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * TANH_SCALE * (1.0 + 3 * TANH_CUBIC * x * x)
         else:
             cdf = 0.5 * (1.0 + Erf()(x * SQRT_HALF))
-            slope = cdf + x * (1 / math.sqrt(2 * math.pi)) * (-0.5 * x * x).exp()
+            slope = cdf + x * INV_SQRT_2PI * (-0.5 * x * x).exp()
         return g * slope
 
     def backward_arrays(self, g):

@@ -4,12 +4,14 @@ An op in minigrad/ops/ states its math and calls a kernel for the heavy lifting;
 kernel does the same math on backend arrays (numpy or cupy) as fast as it can:
 in-place updates, einsum row products, strided views, cache-sized blocks run on all
 cores. Each kernel's docstring gives the formula it computes, and tests/test_kernels.py
-checks every kernel against the op's math written with plain Tensor operations.
+checks every kernel against the op's math written with plain Tensor operations, on
+"cpu" and on the cupy test double. gpu.py's CUDA sources are checked only on a real GPU
+(MINIGRAD_TEST_REAL_CUDA=1): gpu.kernel returns None for numpy and for the double.
 
     parallel       the kernel threads (mg.set_num_threads) and cache-sized row blocks
     linalg         matrix products shared out over the kernel threads
     special        erf
-    activations    GELU and its slope
+    activations    GELU and ReLU, forward and backward
     normalization  softmax, log_softmax, layer norm, batch norm (forward and backward)
     losses         cross-entropy with class ids, forward and backward in one pass each
     attention      scaled dot-product attention, a block of queries at a time

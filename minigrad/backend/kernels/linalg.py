@@ -3,9 +3,9 @@
     y = a @ b,  a (..., m, k), b (..., k, n) -> (..., m, n)   (numpy's matmul rules)
 
 On the CPU a large product is cut into one part per kernel thread, along the batch
-axis when there are enough batch entries, else along the rows of y (or its columns
-when there are fewer rows than threads), and each part is one BLAS call made on one
-thread: y[lo:hi] = a[lo:hi] @ b.
+axis when there are enough batch entries, else along the rows of y, or its columns
+when y has fewer rows than threads or is much wider than tall (m < n / 4), and each
+part is one BLAS call made on one thread: y[lo:hi] = a[lo:hi] @ b.
 
 Why not let BLAS use the cores itself: OpenBLAS's worker threads spin for a while after
 every product, waiting for the next one. The kernels' own threads (layer norm, GELU,
