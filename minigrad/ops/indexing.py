@@ -8,9 +8,9 @@ import operator
 
 from .. import backend
 from ..autograd import Function
-from ..tensor import Tensor, as_tensors
-from .rearrange import pad
-from .reduce import normalize_axis
+from ..tensor import Tensor, as_array, as_tensors
+from .rearrange import Pad
+from .shape import normalize_axis
 
 xp_of = backend.get_array_module
 
@@ -181,16 +181,13 @@ class ScatterAdd(Function):
 
 def pad_to(x, shape):
     """x with zeros appended at the end of each axis up to `shape`."""
-    widths = []
-    for size, target in reversed(list(zip(x.shape, shape))):
-        widths += [0, target - size]
-    return pad(x, widths)
+    return Pad([(0, target - size) for size, target in zip(x.shape, shape)])(x)
 
 
 def gather(x, axis, index):
     """x.gather(axis, index) as PyTorch's: picks x's elements along `axis` at `index`."""
     axis, = normalize_axis(axis, x.ndim, "gather") or (0,)
-    index = backend.to_device(index.data if isinstance(index, Tensor) else index, x.device)
+    index = as_array(index, x.device)
     _check_index("gather", x.shape, index, axis)
     return Gather(axis, index)(x)
 
@@ -200,7 +197,7 @@ def scatter_add(target, axis, index, src):
     elements added at index along `axis` (repeated positions add up)."""
     target, src = as_tensors([target, src])
     axis, = normalize_axis(axis, target.ndim, "scatter_add") or (0,)
-    index = backend.to_device(index.data if isinstance(index, Tensor) else index, target.device)
+    index = as_array(index, target.device)
     _check_index("scatter_add", target.shape, index, axis)
     if src.ndim != index.ndim or any(s < i for s, i in zip(src.shape, index.shape)):
         raise ValueError(f"scatter_add: src of shape {src.shape} must be at least index's shape "

@@ -10,8 +10,9 @@ import operator
 
 from .. import backend
 from ..autograd import Function
+from ..tensor import as_array
 from .elementwise import where
-from .reduce import normalize_axis
+from .shape import normalize_axis
 
 xp_of = backend.get_array_module
 
@@ -91,7 +92,7 @@ def repeat_interleave(x, repeats, axis=None):
     if x.ndim == 0:
         x = x.reshape(1)
     xp = xp_of(x.data)
-    counts = backend.to_numpy(repeats.data if hasattr(repeats, "data") else repeats).tolist()
+    counts = as_array(repeats, "cpu").tolist()
     if isinstance(counts, list) and len(counts) != x.shape[axis]:
         raise ValueError(f"repeat_interleave: {len(counts)} counts for an axis of size {x.shape[axis]}")
     positions = xp.repeat(xp.arange(x.shape[axis]), counts)      # host counts: cupy takes no array
