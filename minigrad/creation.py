@@ -1,25 +1,28 @@
 """Making tensors: filled with a value, the identity, a range, or random draws from
-minigrad's seeded generator (mg.manual_seed). Every function takes dtype= (default float32, or int64 for
-integer ranges), device= (default mg.set_default_device's) and requires_grad=."""
+minigrad's seeded generator (mg.manual_seed). They take dtype= (default float32, or int64
+for integer ranges), device= (default mg.set_default_device's) and requires_grad=, but for
+two: randint takes no requires_grad= (its integers can have no gradient), and from_numpy
+takes none of them (the tensor shares the numpy array: its memory, its dtype, "cpu")."""
 from . import backend, dtypes
 from .tensor import Tensor, _shape_arguments
 
 
-def _filled(xp_function, shape, dtype, device, requires_grad):
+def _filled(make, shape, dtype, device, requires_grad):
+    """make(xp, shape, dtype) -> array, as a tensor; shape as f(2, 3) or f((2, 3)) take it."""
     device = backend.check_device(device)
     dtype = backend.as_dtype(dtype) or backend.default_float()
-    result = Tensor._from_array(xp_function(backend.xp_for(device))(_shape_arguments(shape), dtype=dtype))
+    result = Tensor._from_array(make(backend.xp_for(device), _shape_arguments(shape), dtype))
     return result.requires_grad_(True) if requires_grad else result
 
 
 def zeros(*shape, dtype=None, device=None, requires_grad=False):
     """A tensor of zeros of the given shape."""
-    return _filled(lambda xp: xp.zeros, shape, dtype, device, requires_grad)
+    return _filled(lambda xp, s, d: xp.zeros(s, dtype=d), shape, dtype, device, requires_grad)
 
 
 def ones(*shape, dtype=None, device=None, requires_grad=False):
     """A tensor of ones of the given shape."""
-    return _filled(lambda xp: xp.ones, shape, dtype, device, requires_grad)
+    return _filled(lambda xp, s, d: xp.ones(s, dtype=d), shape, dtype, device, requires_grad)
 
 
 def zeros_like(t, dtype=None, device=None, requires_grad=False):
@@ -68,8 +71,7 @@ def full(shape, value, dtype=None, device=None, requires_grad=False):
     (a bool gives bool, an int int64, a float float32) unless given."""
     if dtype is None:
         dtype = dtypes.number_dtype(value, None)
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return _filled(lambda xp: lambda s, dtype: xp.full(s, value, dtype=dtype), shape, dtype, device, requires_grad)
+    return _filled(lambda xp, s, d: xp.full(s, value, dtype=d), (shape,), dtype, device, requires_grad)
 
 
 def full_like(t, value, dtype=None, device=None, requires_grad=False):
@@ -78,7 +80,7 @@ def full_like(t, value, dtype=None, device=None, requires_grad=False):
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     """The n x m identity matrix (m defaults to n): ones on the diagonal."""
-    return _filled(lambda xp: lambda s, dtype: xp.eye(s[0], s[1], dtype=dtype), (n, n if m is None else m),
+    return _filled(lambda xp, s, d: xp.eye(s[0], s[1], dtype=d), (n, n if m is None else m),
                    dtype, device, requires_grad)
 
 
@@ -86,7 +88,7 @@ def linspace(start, stop, n, dtype=None, device=None, requires_grad=False):
     """n evenly spaced values from start to stop, both included."""
     if n < 0:
         raise ValueError(f"linspace: n must be >= 0, got {n}")
-    return _filled(lambda xp: lambda s, dtype: xp.linspace(start, stop, s[0], dtype=dtype), (n,),
+    return _filled(lambda xp, s, d: xp.linspace(start, stop, s[0], dtype=d), (n,),
                    dtype, device, requires_grad)
 
 
@@ -97,8 +99,7 @@ def randint(low, high=None, shape=(), dtype=None, device=None):
         low, high = 0, low
     if high <= low:
         raise ValueError(f"randint: needs low < high, got low={low}, high={high}")
-    size = (shape,) if isinstance(shape, int) else tuple(shape)
-    host = backend.rng().integers(low, high, size=size)
+    host = backend.rng().integers(low, high, size=_shape_arguments((shape,)))
     return Tensor(host.astype(backend.as_dtype(dtype) or "int64"), device=device or backend.get_default_device())
 
 
