@@ -15,18 +15,6 @@ xp_of = backend.get_array_module
 _INT64, _FLOAT32 = backend.numpy.dtype("int64"), backend.numpy.dtype("float32")
 
 
-def _restore_reduced(g, x_shape, axis, keepdims):
-    """g with the reduced axes put back as size 1, so that it broadcasts against x."""
-    if keepdims or len(x_shape) == g.ndim:
-        return g
-    if axis is None:
-        return g.reshape((1,) * len(x_shape))
-    shape = list(x_shape)
-    for a in axis:
-        shape[a] = 1
-    return g.reshape(tuple(shape))
-
-
 def _reduced_count(shape, axis):
     """How many elements of x feed each element of the reduction over `axis`."""
     count = 1
@@ -66,8 +54,17 @@ class Reduction(Function):
         return self.reduce(x)
 
     def restore(self, g):
-        """g with the reduced axes put back as size 1 (it then broadcasts against x)."""
-        return _restore_reduced(g, self.input_shapes[0], self.axis, self.keepdims)
+        """g (a Tensor or an array) with the reduced axes put back as size 1, so that it
+        broadcasts against x."""
+        x_shape = self.input_shapes[0]
+        if self.keepdims or len(x_shape) == g.ndim:
+            return g
+        if self.axis is None:
+            return g.reshape((1,) * len(x_shape))
+        shape = list(x_shape)
+        for a in self.axis:
+            shape[a] = 1
+        return g.reshape(tuple(shape))
 
 
 class Sum(Reduction):
@@ -140,7 +137,7 @@ class Max(Reduction):
 
     def backward(self, g):
         x, y = self.saved_tensors
-        hit = (x == _restore_reduced(y, x.shape, self.axis, self.keepdims)).astype(x.dtype)
+        hit = (x == self.restore(y)).astype(x.dtype)
         share = hit / hit.sum(axis=self.axis, keepdims=True)
         return self.restore(g) * share
 
@@ -195,7 +192,7 @@ class Prod(Reduction):
             after = xp.concatenate([xp.cumprod(rows[..., ::-1], axis=-1)[..., -2::-1], ones], axis=-1)
             others = before * after
         others = others.reshape(tuple(x.shape[a] for a in order)).transpose(inverse)
-        return others * _restore_reduced(g, x.shape, self.axis, self.keepdims)
+        return others * self.restore(g)
 
 
 class LogSumExp(Reduction):
@@ -282,16 +279,19 @@ def argmin(x, axis=None, keepdims=False):
     return _arg_reduce("argmin", x, axis, keepdims)
 
 
+def _logical_reduce(name, x, axis, keepdims):
+    reduce = getattr(xp_of(x.data), name)
+    return Tensor._from_array(reduce(x.data, axis=normalize_axis(axis, x.ndim, name), keepdims=keepdims))
+
+
 def any_(x, axis=None, keepdims=False):
     """Whether any element along `axis` is nonzero (True): a boolean tensor."""
-    return Tensor._from_array(xp_of(x.data).any(x.data, axis=normalize_axis(axis, x.ndim, "any"),
-                                                keepdims=keepdims))
+    return _logical_reduce("any", x, axis, keepdims)
 
 
 def all_(x, axis=None, keepdims=False):
     """Whether every element along `axis` is nonzero (True): a boolean tensor."""
-    return Tensor._from_array(xp_of(x.data).all(x.data, axis=normalize_axis(axis, x.ndim, "all"),
-                                                keepdims=keepdims))
+    return _logical_reduce("all", x, axis, keepdims)
 
 
 class MatMul(Function):
