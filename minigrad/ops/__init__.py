@@ -21,7 +21,7 @@ from .elementwise import (Abs, Add, Ceil, Clip, Cos, Div, Erf, Exp, Exp2, Floor,
 from .activations import Elu, LeakyRelu, LogSigmoid, Silu, Softplus  # noqa: F401
 from .logic import (FloorDivide, Remainder, allclose, compare, isclose, isfinite, isinf,  # noqa: F401
                     isnan, logical_not)
-from .reduce import (CumSum, LinearOp, LogSumExp, Max, MatMul, Mean, Min, Prod, Sum, Var, accumulator,  # noqa: F401
+from .reduce import (CumSum, LinearOp, LogSumExp, Max, MatMul, Mean, Min, Prod, Sum, Var,  # noqa: F401
                      all_, any_, argmax, argmin, linear, matmul, mean, std, var)
 from .einsum import einsum  # noqa: F401
 from .shape import (BroadcastTo, Cast, Clone, Concatenate, Reshape, SumTo, ToDevice,  # noqa: F401
@@ -33,9 +33,6 @@ from .composite import GeluOp, LayerNormOp, LogSoftmaxOp, SoftmaxOp  # noqa: F40
 from . import image  # noqa: F401
 
 
-def exp(x): return Exp()(x)
-def log(x): return Log()(x)
-def sqrt(x): return Sqrt()(x)
 def tanh(x): return Tanh()(x)
 def sigmoid(x): return Sigmoid()(x)
 def relu(x): return Relu()(x)
