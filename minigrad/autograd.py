@@ -23,7 +23,7 @@ import weakref
 from itertools import zip_longest
 
 from . import backend
-from .grad_mode import _GradMode, enable_grad, is_grad_enabled, no_grad  # noqa: F401  (re-exported)
+from .grad_mode import _GradMode
 
 
 # --------------------------------------------------------------------------- Function

@@ -9,7 +9,7 @@ import math
 import operator
 
 from . import autograd, backend, dtypes
-from .grad_mode import no_grad  # noqa: F401  (the layers above import grad mode with Tensor)
+from .grad_mode import is_grad_enabled
 
 
 class Tensor:
@@ -252,7 +252,7 @@ class Tensor:
         changes, the graph's saved tensors do not); on a leaf that requires grad that
         would silently detach it from its optimizer, so it is an error."""
         t, other = as_tensors([self, other])
-        if autograd.is_grad_enabled() and (t.requires_grad or other.requires_grad):
+        if is_grad_enabled() and (t.requires_grad or other.requires_grad):
             if t.is_leaf and t.requires_grad:
                 raise RuntimeError(f"{name}: a leaf tensor that requires grad (shape {t.shape}) cannot be "
                                    f"changed in place while gradients are recorded; do the update under "
@@ -273,7 +273,7 @@ class Tensor:
         up, so a graph that saved t notices at backward time."""
         t, value = as_tensors([self, value])
         check_same_device("setitem", [t, value])
-        if autograd.is_grad_enabled() and (t.requires_grad or value.requires_grad):
+        if is_grad_enabled() and (t.requires_grad or value.requires_grad):
             raise RuntimeError(
                 f"t[index] = value: autograd does not record assignment into a tensor (shape {t.shape}) "
                 f"when it or the value requires grad; build the result out of place (mg.where, "

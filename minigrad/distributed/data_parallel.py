@@ -29,7 +29,8 @@ every rank reads them back:
 """
 import contextlib
 
-from ..autograd import count_uses, graph_roots, is_grad_enabled
+from ..autograd import count_uses, graph_roots
+from ..grad_mode import is_grad_enabled
 from . import collectives, world
 from .buckets import GradientBuckets
 

@@ -16,9 +16,10 @@ import math
 import numbers
 
 from .. import backend
+from ..grad_mode import no_grad
 from ..nn import Dense, Dropout, Embedding, KVCache, LayerNorm, Module, ModuleList, TransformerEncoderLayer
 from ..nn import causal_mask, init
-from ..tensor import Tensor, as_array, no_grad
+from ..tensor import Tensor, as_array
 
 
 class GPT(Module):

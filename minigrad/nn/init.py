@@ -29,7 +29,7 @@ torch.nn.Linear(n_in, n_out) gets from the same initializer.
 import math
 
 from .. import backend
-from ..tensor import no_grad
+from ..grad_mode import no_grad
 
 __all__ = ["calculate_gain", "calculate_fan_in_and_fan_out", "constant_", "zeros_", "ones_", "normal_",
            "uniform_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"]

@@ -25,7 +25,8 @@ feed-forward after the activation, and to the sum of embeddings and positions.
 import math
 
 from .. import backend
-from ..tensor import Tensor, as_array, no_grad
+from ..grad_mode import no_grad
+from ..tensor import Tensor, as_array
 from . import init
 from .attention import KVCache, MultiHeadAttention, causal_mask
 from .layers import Dense, Dropout, Embedding, LayerNorm, activation_function, empty_parameter

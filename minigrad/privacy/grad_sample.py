@@ -37,8 +37,9 @@ seen here: keep weight penalties in the optimizer, as weight_decay.)
 """
 from collections import Counter
 
-from ..autograd import count_uses, graph_roots, no_grad
+from ..autograd import count_uses, graph_roots
 from ..backend import kernels
+from ..grad_mode import no_grad
 from ..nn import Conv2d, Dense, Embedding, LayerNorm, Module
 from ..ops.image import unfold
 from ..tensor import Tensor, as_array

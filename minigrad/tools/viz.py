@@ -17,7 +17,8 @@ the keys k: how much query position q reads from each key position (sums to 1).
 matplotlib is optional (only the save_* functions need it); it is imported when
 they are called and draws with its Agg backend into a file, never a window.
 """
-from ..tensor import Tensor, no_grad
+from ..grad_mode import no_grad
+from ..tensor import Tensor
 
 
 def _label(tensor):

@@ -45,9 +45,10 @@ from dataclasses import dataclass, fields
 
 from ... import backend, nn
 from ... import functional as F
+from ...grad_mode import no_grad
 from ...io import load
 from ...ops import concatenate
-from ...tensor import Tensor, as_array, no_grad
+from ...tensor import Tensor, as_array
 from .checkpoint import checkpoint_has_pooler, load_bert_checkpoint
 
 __all__ = ["BertConfig", "BERT", "BertEmbeddings", "BertPooler", "bert_encoder_layer",
