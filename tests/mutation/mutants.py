@@ -37,6 +37,9 @@ ATTENTION_KERNEL, OPTIMIZER_KERNELS = "minigrad/backend/kernels/attention.py", "
 CONVOLUTION = "minigrad/backend/kernels/convolution.py"
 FUNCTIONAL, OPTIMIZERS = "minigrad/functional.py", "minigrad/optim.py"
 GRADCHECK_PY = "minigrad/tools/gradcheck.py"
+LINALG = "minigrad/backend/kernels/linalg.py"
+KERNELS = ["tests/test_kernels.py"]
+PROMOTION = ["tests/test_promotion.py", "tests/test_ops_math.py"]
 
 
 def M(id, path, old, new, tests, description="", equivalent=""):
@@ -52,9 +55,9 @@ MUTANTS = [
       "gradients reaching a node by two paths are not added"),
     M("autograd-count-one-edge", AUTOGRAD, "waiting[key] += 1", "waiting[key] += 0", ENGINE,
       "a node runs before all its gradients arrived"),
-    M("autograd-no-sum-to", AUTOGRAD, "g if g.shape == shape else sum_to(g, shape)", "g", ENGINE,
+    M("autograd-no-sum-to", AUTOGRAD, "    return sum_to(g, shape)", "    return g", ENGINE,
       "broadcast gradients are not summed back to the input's shape"),
-    M("autograd-skip-needs", AUTOGRAD, "if node is not None and g is not None]", "if g is not None]", ENGINE,
+    M("autograd-skip-needs", AUTOGRAD, "                        if node is not None]", "                        ]", ENGINE,
       "gradients flow into inputs that need none"),
     M("autograd-record-int", AUTOGRAD, 'output.data.dtype.kind in "fc"', 'output.data.dtype.kind in "fciub"',
       ENGINE, "integer and boolean outputs join the graph"),
@@ -119,9 +122,14 @@ MUTANTS = [
       "clip blocks the gradient at x == lo"),
     M("clip-hi-strict", ELEMENTWISE, "g = g * (x <= self.hi)", "g = g * (x < self.hi)", OPS,
       "clip blocks the gradient at x == hi"),
-    M("where-grad-swapped", ELEMENTWISE, "return (where(self.cond, g, 0.0) if needs_a else None,",
-      "return (where(self.cond, 0.0, g) if needs_a else None,", OPS, "where's gradient goes to the wrong side"),
+    M("where-grad-swapped", ELEMENTWISE, "return (Where(self.cond)(g, 0.0) if needs_a else None,",
+      "return (Where(self.cond)(0.0, g) if needs_a else None,", OPS, "where's gradient goes to the wrong side"),
     # ---------------------------------------------------------------- reductions and shapes
+    M("float16-accumulates-in-float16", REDUCE, "return _FLOAT32 if dtype.kind == \"f\" and dtype.itemsize == 2 else None",
+      "return None", PROMOTION, "float16 sums, means and cumsums add up in float16"),
+    M("matmul-rows-split-off-by-one", LINALG, "numpy.matmul(a[..., lo:hi, :], b, out=out[..., lo:hi, :])",
+      "numpy.matmul(a[..., lo:hi - 1, :], b, out=out[..., lo:hi - 1, :])", KERNELS,
+      "a product cut into row blocks leaves the last row of each block unwritten"),
     M("sum-grad-not-restored", REDUCE, "        return broadcast_to(self.restore(g), self.input_shapes[0])",
       "        return broadcast_to(g, self.input_shapes[0])", OPS, "sum's gradient is not reshaped before broadcasting"),
     M("max-ties-not-shared", REDUCE, "share = hit / hit.sum(axis=self.axis, keepdims=True)", "share = hit", OPS,
